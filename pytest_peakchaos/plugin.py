@@ -1,0 +1,134 @@
+"""The pytest plugin: options, markers, fixtures and hooks over the plain library.
+
+Loaded with ``pytest -p peakchaos`` (entry point ``pytest11: peakchaos``). It is inert until a
+stack is configured or a fixture asks for one, and importing it imports neither docker nor an HTTP
+client: those come in when a stack is first started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import hookspecs, options
+from .session import EngineUnavailable, PeakchaosSession, Settings
+from .stack.base import StackError
+
+if TYPE_CHECKING:
+    from .link import Link
+    from .stack.base import Stack
+    from .toxiproxy import ToxiproxyClient
+
+SESSION_KEY = pytest.StashKey[PeakchaosSession]()
+
+MARKER = (
+    "peakchaos(profile=..., duration=..., faults=[...], seed=None, checks=None): a chaos experiment "
+    "run by the `peakchaos` fixture (see the README)"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    settings = Settings.from_mapping(options.resolve_all(config))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def log(msg: str) -> None:
+        if reporter is not None and config.getoption("verbose") > 0:
+            reporter.write_line(f"[peakchaos] {msg}")
+
+    session = PeakchaosSession(settings=settings, log=log)
+    try:
+        session.load_spec()
+    except ValueError as exc:  # ComposeError: file, key, what is valid
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def _session(config: pytest.Config) -> PeakchaosSession:
+    return config.stash[SESSION_KEY]
+
+
+def _stack_or_outcome(config: pytest.Config) -> Stack:
+    """The running stack, or a pytest outcome that says why not.
+
+    No engine: fail when ``CI`` is set (a skip would hide a missing install step), skip otherwise.
+    """
+    try:
+        return _session(config).get_stack()
+    except EngineUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"peakchaos: {exc} (CI is set, so this fails instead of skipping)", pytrace=False)
+        pytest.skip(f"peakchaos: {exc}")
+    except StackError as exc:
+        pytest.fail(f"peakchaos: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def peakchaos_stack(request: pytest.FixtureRequest) -> Generator[Stack, None, None]:
+    """The system under test, started once per session from ``--peakchaos-stack``; torn down at the end."""
+    config = request.config
+    stack = _stack_or_outcome(config)
+    config.hook.pytest_peakchaos_stack_started(stack=stack, config=config)
+    yield stack
+    config.hook.pytest_peakchaos_stack_stopping(stack=stack, config=config)
+    _session(config).close()
+
+
+@pytest.fixture
+def legacy_link(peakchaos_stack: Stack) -> Generator[Link, None, None]:
+    """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test."""
+    link = peakchaos_stack.link()
+    link.reset()
+    try:
+        yield link
+    finally:
+        link.reset()
+
+
+@pytest.fixture
+def toxiproxy(peakchaos_stack: Stack) -> Generator[ToxiproxyClient, None, None]:
+    """The stack's Toxiproxy client; all proxies are reset (toxics removed, enabled) after the test."""
+    client = peakchaos_stack.toxiproxy
+    try:
+        yield client
+    finally:
+        client.reset()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and "peakchaos_stack" in getattr(item, "fixturenames", ()):
+        stack = _session(item.config).stack
+        if stack is not None:
+            for service, text in stack.logs(tail=60).items():
+                report.sections.append((f"peakchaos logs: {service}", text))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    stack = session.kept
+    if stack is not None:
+        terminalreporter.section("peakchaos")
+        terminalreporter.write_line(stack.describe())
+        terminalreporter.write_line(f"left running (--peakchaos-keep); remove with: peakchaos prune --run {stack.run_id}")

@@ -1,0 +1,103 @@
+"""One test session's peakchaos state: settings, the parsed stack spec, the (lazily started) stack.
+
+Plain Python (no pytest): the plugin keeps one instance in ``config.stash`` and turns its errors
+into pytest outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .stack.base import StackError
+
+if TYPE_CHECKING:
+    from .stack.base import Stack
+    from .stack.compose import StackSpec
+
+
+class EngineUnavailable(StackError):
+    """No container engine answers (the plugin fails under CI and skips elsewhere)."""
+
+
+@dataclass
+class Settings:
+    stack: Path | None = None
+    keep: bool = False
+    toxiproxy_image: str = "ghcr.io/shopify/toxiproxy:2.12.0"
+    startup_timeout: float = 180.0
+    seed: int | None = None
+    scale: float = 1.0
+    report: Path | None = None
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Settings:
+        return cls(**{k.replace("-", "_"): v for k, v in values.items()})
+
+
+@dataclass
+class PeakchaosSession:
+    settings: Settings
+    spec: StackSpec | None = None
+    log: Callable[[str], None] = field(default=lambda msg: None)
+    stack: Stack | None = None
+    kept: Stack | None = None
+    start_error: StackError | None = None
+    messages: list[str] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+
+    def load_spec(self) -> None:
+        """Parse and validate the compose file now (bad input must fail before anything starts)."""
+        if self.settings.stack is not None:
+            from .stack.compose import load_compose
+
+            self.spec = load_compose(self.settings.stack)
+
+    def _log(self, msg: str) -> None:
+        self.messages.append(msg)
+        self.log(msg)
+
+    def get_stack(self) -> Stack:
+        """The running stack, started on first use; the same error again if starting failed."""
+        if self.stack is not None:
+            return self.stack
+        if self.start_error is not None:
+            raise self.start_error
+        if self.spec is None:
+            raise StackError(
+                "no stack configured: pass --peakchaos-stack path/to/compose.yml or set "
+                "peakchaos_stack in the ini file (pytest.ini / pyproject [tool.pytest.ini_options])"
+            )
+        from .stack.docker import DockerStack, docker_client
+
+        try:
+            client = docker_client()
+        except StackError as exc:
+            self.start_error = EngineUnavailable(str(exc))
+            raise self.start_error from exc
+        stack = DockerStack(
+            self.spec,
+            toxiproxy_image=self.settings.toxiproxy_image,
+            keep=self.settings.keep,
+            startup_timeout_s=self.settings.startup_timeout,
+            client=client,
+            log=self._log,
+        )
+        try:
+            stack.start()
+        except StackError as exc:
+            self.start_error = exc
+            raise
+        except Exception as exc:  # docker API errors etc.: one clear message
+            self.start_error = StackError(f"starting the stack from {self.spec.path} failed: {exc}")
+            raise self.start_error from exc
+        self.stack = stack
+        return stack
+
+    def close(self) -> None:
+        if self.stack is not None:
+            stack, self.stack = self.stack, None
+            stack.stop()
+            if self.settings.keep:
+                self.kept = stack

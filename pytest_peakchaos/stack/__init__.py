@@ -1,0 +1,1 @@
+"""Stack: compose parsing, containers, Toxiproxy wiring and teardown."""

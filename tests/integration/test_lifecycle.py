@@ -1,0 +1,196 @@
+"""Stack lifecycle for real: nothing left after a session, SIGKILLed runs swept, reuse by another project."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_peakchaos.stack import labels
+from pytest_peakchaos.stack.reaper import sweep
+
+pytestmark = pytest.mark.docker
+
+BASE = os.environ.get("PEAKCHAOS_BASE_IMAGE", "peakchaos/python-base:bookworm")
+
+# A little two-service system of its own: "legacy" serves files, "cloud" forwards to it.
+CLOUD_SCRIPT = textwrap.dedent(
+    """
+    import http.server, os, urllib.request
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/health":
+                body = b"ok"
+            else:
+                with urllib.request.urlopen(os.environ["BACKEND"] + "/", timeout=5) as r:
+                    body = r.read()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a): pass
+    http.server.ThreadingHTTPServer(("", 8000), H).serve_forever()
+    """
+)
+HEALTH = "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2)"
+
+
+def tiny_compose(base: str = BASE) -> str:
+    return textwrap.dedent(
+        f"""
+        name: tiny
+        services:
+          backend:
+            image: {base}
+            command: ["python3", "-m", "http.server", "9000", "--directory", "/etc"]
+            expose: ["9000"]
+            healthcheck:
+              test: ["CMD", "python3", "-c", "{HEALTH.format(port=9000)}"]
+              interval: 300ms
+              retries: 50
+          front:
+            image: {base}
+            command: ["python3", "-c", {json.dumps(CLOUD_SCRIPT)}]
+            environment:
+              BACKEND: http://backend:9000
+            ports: ["8000"]
+            depends_on:
+              backend: {{condition: service_healthy}}
+        x-peakchaos:
+          links:
+            - {{service: backend, port: 9000, client: front, env: BACKEND}}
+        """
+    )
+
+
+def resources(client: Any, run_id: str) -> dict[str, list[str]]:
+    flt = {"label": f"{labels.RUN}={run_id}"}
+    return {
+        "containers": [c.name for c in client.containers.list(all=True, filters=flt)],
+        "networks": [n.name for n in client.networks.list(filters=flt)],
+        "volumes": [v.name for v in client.volumes.list(filters=flt)],
+    }
+
+
+def test_reuse_from_another_project_and_nothing_left_after_the_session(
+    pytester: pytest.Pytester, docker_engine: Any
+) -> None:
+    """A separate little project uses the fixtures through -p peakchaos and its own ini settings."""
+    pytester.path.joinpath("stack.yml").write_text(tiny_compose())
+    pytester.makeini(
+        textwrap.dedent(
+            """
+            [pytest]
+            peakchaos_stack = stack.yml
+            peakchaos_startup_timeout = 90s
+            filterwarnings = error
+            """
+        )
+    )
+    pytester.makeconftest(
+        textwrap.dedent(
+            """
+            import pathlib
+            def pytest_peakchaos_stack_started(stack, config):
+                pathlib.Path("run_id.txt").write_text(stack.run_id)
+            """
+        )
+    )
+    pytester.makepyfile(
+        textwrap.dedent(
+            """
+            import time, urllib.request
+            from pytest_peakchaos import latency, down
+
+            def get(url):
+                t0 = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    r.read()
+                return time.perf_counter() - t0
+
+            def test_front_reaches_backend_through_toxiproxy(peakchaos_stack, legacy_link):
+                front = peakchaos_stack.url("front")
+                base = min(get(front + "/") for _ in range(3))
+                with legacy_link.apply(latency(ms=200)):
+                    slow = min(get(front + "/") for _ in range(3))
+                assert slow - base > 0.17
+
+            def test_link_reset_between_tests(peakchaos_stack, legacy_link, toxiproxy):
+                assert legacy_link.proxy.toxics() == {} or legacy_link.proxy.toxics() == []
+                assert "backend" in toxiproxy.proxies()
+            """
+        )
+    )
+    result = pytester.runpytest_subprocess("-p", "peakchaos", "-v")
+    result.assert_outcomes(passed=2)
+    run_id = pytester.path.joinpath("run_id.txt").read_text().strip()
+    assert run_id.startswith("pc-")
+    assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any) -> None:
+    compose = tmp_path / "stack.yml"
+    compose.write_text(tiny_compose() + "\nvolumes:\n  scratch: {}\n")
+    compose.write_text(compose.read_text().replace('    ports: ["8000"]', '    ports: ["8000"]\n    volumes: ["scratch:/scratch"]'))
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pytest_peakchaos.stack.docker import start_docker_stack
+        stack = start_docker_stack({str(compose)!r}, startup_timeout_s=90)
+        print(stack.run_id, flush=True)
+        time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert run_id.startswith("pc-"), run_id
+        before = resources(docker_engine, run_id)
+        assert len(before["containers"]) == 3 and before["networks"] and before["volumes"], before
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert resources(docker_engine, run_id) == before, "SIGKILL leaves the resources behind"
+    report = sweep(docker_engine)
+    print("\n" + report.summary())
+    assert run_id in report.runs
+    assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_sweep_spares_runs_whose_owner_is_alive(tmp_path: Path, docker_engine: Any) -> None:
+    from pytest_peakchaos.stack.compose import load_compose
+    from pytest_peakchaos.stack.docker import DockerStack
+
+    compose = tmp_path / "stack.yml"
+    compose.write_text(tiny_compose())
+    with DockerStack(load_compose(compose), startup_timeout_s=90) as stack:
+        sweep(docker_engine)
+        assert len(resources(docker_engine, stack.run_id)["containers"]) == 3
+    assert resources(docker_engine, stack.run_id)["containers"] == []
+
+
+def test_a_missing_image_is_a_clear_error_and_leaves_nothing(tmp_path: Path, docker_engine: Any) -> None:
+    from pytest_peakchaos.stack.base import StackError
+    from pytest_peakchaos.stack.compose import load_compose
+    from pytest_peakchaos.stack.docker import DockerStack
+
+    compose = tmp_path / "stack.yml"
+    compose.write_text(tiny_compose(base="peakchaos/does-not-exist:never"))
+    stack = DockerStack(load_compose(compose), startup_timeout_s=30)
+    t0 = time.monotonic()
+    with pytest.raises(StackError, match="does-not-exist:never.*not present locally and could not be pulled"):
+        stack.start()
+    assert time.monotonic() - t0 < 60
+    assert resources(docker_engine, stack.run_id) == {"containers": [], "networks": [], "volumes": []}
