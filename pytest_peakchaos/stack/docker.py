@@ -76,9 +76,18 @@ def _retry_until(
 
 
 def _tcp_open(host: str, port: int) -> bool:
+    """True when something really listens behind ``host:port``.
+
+    A published port accepts connections (docker-proxy) before the container listens, then closes
+    them at once; so a connection that stays open for a moment, or that gets data, counts as ready.
+    """
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.settimeout(0.2)
+            try:
+                return sock.recv(1) != b""
+            except TimeoutError:
+                return True
     except OSError:
         return False
 
@@ -333,7 +342,7 @@ class DockerStack(Stack):
             "ports": [(p, proto) if proto != "tcp" else p for p, proto, _ in ports],
             "host_config": self._host_config(ports, svc),
             "networking_config": api.create_networking_config(
-                {self.network_name: api.create_endpoint_config(aliases=aliases)}
+                {self.network_name: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
             ),
             "environment": environment or {},
         }
@@ -358,7 +367,7 @@ class DockerStack(Stack):
         created = api.create_container(image, **create_kwargs)
         container = self.client.containers.get(created["Id"])
         self.containers[key] = container
-        api.start(container.id)
+        api.start(created["Id"])
         container.reload()
         for port, proto, _ in ports:
             bound = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/{proto}") or []
@@ -471,7 +480,7 @@ class DockerStack(Stack):
         _retry_until(f"{name} to start", running, timeout)
 
     def _make_links(self) -> None:
-        from ..capacity import DockerCapacity
+        from ..throttle import DockerCapacity
         from ..link import Link
 
         for spec in self.spec.links:

@@ -45,17 +45,19 @@ def _labels_of(obj: Any) -> dict[str, str]:
 
 
 def _is_orphan(obj_labels: dict[str, str], *, include_kept: bool, only_run: str | None) -> bool:
+    """Whether to remove a resource: its run is the one asked for, or its owner process is gone.
+
+    A resource without a readable owner label was not made by a peakchaos stack: left alone.
+    """
     run = obj_labels.get(labels.RUN)
     if not run:
         return False
     if only_run is not None:
         return run == only_run
-    if obj_labels.get(labels.KEEP) == "1" and not include_kept:
-        return False
+    if obj_labels.get(labels.KEEP) == "1":
+        return include_kept
     owner = labels.Owner.parse(obj_labels.get(labels.OWNER, ""))
-    if include_kept and obj_labels.get(labels.KEEP) == "1":
-        return True
-    return owner is None or not owner.is_alive()
+    return owner is not None and not owner.is_alive()
 
 
 def sweep(
@@ -68,7 +70,7 @@ def sweep(
     import docker.errors
 
     report = SweepReport()
-    flt = {"label": labels.RUN}
+    flt: dict[str, str | list[str] | bool] = {"label": labels.RUN}
     for container in client.containers.list(all=True, filters=flt):
         lab = _labels_of(container)
         if _is_orphan(lab, include_kept=include_kept, only_run=only_run):
