@@ -27,6 +27,7 @@ prune:
 	.venv/bin/peakchaos prune
 
 bench: setup
+	@bash scripts/setup.sh bench
 	$(PY) benchmarks/load.py
 
 clean: prune

@@ -18,6 +18,8 @@ from .session import EngineUnavailable, PeakchaosSession, Settings
 from .stack.base import StackError
 
 if TYPE_CHECKING:
+    from .experiment import ExperimentResult
+    from .fixture import Chaos
     from .link import Link
     from .stack.base import Stack
     from .toxiproxy import ToxiproxyClient
@@ -112,6 +114,74 @@ def toxiproxy(peakchaos_stack: Stack) -> Generator[ToxiproxyClient, None, None]:
         client.reset()
 
 
+def _progress(config: pytest.Config) -> Any:
+    """Live progress of an experiment on the terminal (in place on a tty, a line every 5 s elsewhere)."""
+    from .fixture import Progress, stream_is_tty
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+    tty = stream_is_tty()
+    return Progress(lambda text: reporter.write(text if tty else "\n  " + text.rstrip("\n"), flush=True), tty=tty)
+
+
+@pytest.fixture
+def peakchaos(request: pytest.FixtureRequest, peakchaos_stack: Stack, legacy_link: Link) -> Chaos:
+    """Runs chaos experiments on the session's stack: ``peakchaos.run(profile=..., duration=..., faults=[...])``."""
+    from .fixture import Chaos
+
+    node = request.node
+    return Chaos(
+        peakchaos_stack,
+        _session(request.config),
+        test=node.nodeid,
+        progress=_progress(request.config),
+        record=lambda key, value: node.user_properties.append((key, value)),
+    )
+
+
+@pytest.fixture
+def peakchaos_result(request: pytest.FixtureRequest, peakchaos: Chaos) -> ExperimentResult:
+    """The result of the experiment that the test's ``@pytest.mark.peakchaos(...)`` describes."""
+    from .fixture import marker_kwargs
+
+    marker = request.node.get_closest_marker("peakchaos")
+    if marker is None:
+        pytest.fail(
+            "peakchaos_result needs a @pytest.mark.peakchaos(profile=..., duration=..., faults=[...]) marker "
+            "on the test (or use the `peakchaos` fixture and call peakchaos.run(...))",
+            pytrace=False,
+        )
+    try:
+        kwargs = marker_kwargs(marker.args, marker.kwargs)
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return peakchaos.run(**kwargs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``peakchaos`` gets its experiment run even if it asks for no fixture."""
+    for item in items:
+        if item.get_closest_marker("peakchaos") is not None and isinstance(item, pytest.Function):
+            if "peakchaos_result" not in item.fixturenames:
+                item.fixturenames.append("peakchaos_result")
+                item.stash[_AUTO_ASSERT] = True
+
+
+_AUTO_ASSERT = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Marker-only tests (no ``peakchaos_result`` argument) assert graceful degradation after the body."""
+    outcome = yield
+    if item.stash.get(_AUTO_ASSERT, False) and isinstance(item, pytest.Function):
+        result: ExperimentResult | None = item.funcargs.get("peakchaos_result")
+        if result is not None:
+            result.assert_graceful()
+    return outcome
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
@@ -123,10 +193,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    pc = session.config.stash.get(SESSION_KEY, None)
+    if pc is None or not pc.results or pc.settings.report is None:
+        return
+    from .report import new_document, write_reports
+
+    document = new_document([result.to_dict(test=name) for name, result in pc.results])
+    pc.report_files = write_reports(document, pc.settings.report)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return
+    if session.results:
+        from .report.terminal import summary_lines
+
+        terminalreporter.section("peakchaos experiments")
+        for name, result in session.results:
+            for line in summary_lines(result.to_dict(test=name)):
+                terminalreporter.write_line(line)
+            terminalreporter.write_line("")
+        for kind, path in (session.report_files or {}).items():
+            terminalreporter.write_line(f"peakchaos {kind} report: {path}")
     stack = session.kept
     if stack is not None:
         terminalreporter.section("peakchaos")

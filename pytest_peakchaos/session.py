@@ -45,7 +45,8 @@ class PeakchaosSession:
     kept: Stack | None = None
     start_error: StackError | None = None
     messages: list[str] = field(default_factory=list)
-    results: list[Any] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)  # (test name, ExperimentResult)
+    report_files: dict[str, Path] | None = None
 
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""

@@ -9,6 +9,8 @@
 #   base        a Debian python base image built with debootstrap + `docker import` (no registry
 #               is reachable here); Dockerfiles take it as their BASE_IMAGE build arg
 #   wheels      the reference cloud service's pure-Python wheels, so its image builds offline
+#   browser     Debian's chromium, for the test that renders the HTML report headless
+#   bench       nginx and wrk (Debian), for `make bench` only (not in the default steps)
 # Usage: scripts/setup.sh [step ...]   (default: all steps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -128,11 +130,23 @@ step_wheels() {
   echo "$want" >"$stamp"
 }
 
+step_browser() {
+  if have chromium; then log "browser: chromium present"; return; fi
+  log "browser: installing Debian's chromium"
+  apt_install chromium
+}
+
+step_bench() {
+  have nginx && have wrk && { log "bench: nginx and wrk present"; return; }
+  log "bench: installing nginx and wrk"
+  apt_install nginx-light wrk
+}
+
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(venv docker toxiproxy base wheels)
+[ ${#steps[@]} -gt 0 ] || steps=(venv docker toxiproxy base wheels browser)
 for s in "${steps[@]}"; do
   case "$s" in
-    venv|docker|toxiproxy|base|wheels) "step_$s" ;;
-    *) echo "unknown step '$s'; valid: venv docker toxiproxy base wheels" >&2; exit 2 ;;
+    venv|docker|toxiproxy|base|wheels|browser|bench) "step_$s" ;;
+    *) echo "unknown step '$s'; valid: venv docker toxiproxy base wheels browser bench" >&2; exit 2 ;;
   esac
 done

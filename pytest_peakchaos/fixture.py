@@ -1,0 +1,127 @@
+"""The object behind the ``peakchaos`` fixture: runs experiments on the session's stack and records them.
+
+Thin over :class:`pytest_peakchaos.experiment.Experiment`: it supplies the stack, the session's
+``--peakchaos-seed`` / ``--peakchaos-scale``, a live progress line, and keeps every result for the
+terminal summary, the JSON/HTML report and JUnit properties.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .experiment import ExperimentResult
+    from .session import PeakchaosSession
+    from .stack.base import Stack
+
+MARKER_KEYS = (
+    "profile",
+    "duration",
+    "faults",
+    "seed",
+    "scale",
+    "checks",
+    "max_requests",
+    "concurrency_cap",
+    "request_timeout",
+    "settle",
+    "link",
+)
+
+
+class Progress:
+    """A one-line live status: rewritten in place on a terminal, a line every few seconds elsewhere."""
+
+    def __init__(self, write: Callable[[str], None], *, tty: bool, every_s: float = 5.0) -> None:
+        self._write = write
+        self._tty = tty
+        self._every = every_s
+        self._last = 0.0
+        self._width = 0
+
+    def __call__(self, line: str) -> None:
+        if self._tty:
+            pad = max(0, self._width - len(line))
+            self._write("\r" + line + " " * pad)
+            self._width = len(line)
+            return
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            self._write(line + "\n")
+
+    def done(self) -> None:
+        if self._tty and self._width:
+            self._write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+
+class Chaos:
+    """``peakchaos.run(profile=..., duration=..., faults=[...])`` → an :class:`ExperimentResult`."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        session: PeakchaosSession,
+        *,
+        test: str,
+        progress: Progress | None = None,
+        record: Callable[[str, object], None] | None = None,
+    ) -> None:
+        self.stack = stack
+        self._session = session
+        self._test = test
+        self._progress = progress
+        self._record = record
+        self.results: list[ExperimentResult] = []
+
+    def run(self, profile: Any = "double11", duration: Any = "60s", faults: Any = (), **kwargs: Any) -> ExperimentResult:
+        from .experiment import Experiment
+
+        settings = self._session.settings
+        seed = kwargs.pop("seed", None)
+        if seed is None:
+            seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(1, 2**31)
+        scale = float(kwargs.pop("scale", 1.0)) * settings.scale
+        link = kwargs.pop("link", None)
+        name = self._test if not self.results else f"{self._test}#{len(self.results) + 1}"
+        experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)
+        try:
+            result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
+        finally:
+            if self._progress is not None:
+                self._progress.done()
+        self.results.append(result)
+        self._session.results.append((name, result))
+        if self._record is not None:
+            prefix = "peakchaos" if len(self.results) == 1 else f"peakchaos{len(self.results)}"
+            self._record(f"{prefix}_seed", result.seed)
+            self._record(f"{prefix}_profile", result.profile)
+            self._record(f"{prefix}_passed", result.passed)
+            self._record(f"{prefix}_requests", result.load.requests_sent)
+            self._record(f"{prefix}_legacy_calls_per_session", round(result.load.legacy_calls_per_session, 3))
+            failed = [c.name + "/" + c.phase for c in result.checks if not c.passed and not c.skipped]
+            self._record(f"{prefix}_failed_checks", ",".join(failed))
+        return result
+
+
+def marker_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``@pytest.mark.peakchaos(...)`` arguments: keywords only, from :data:`MARKER_KEYS`."""
+    if args:
+        raise ValueError(
+            f"@pytest.mark.peakchaos takes keyword arguments only (got positional {args!r}); "
+            f"valid keywords: {', '.join(MARKER_KEYS)}"
+        )
+    unknown = sorted(set(kwargs) - set(MARKER_KEYS))
+    if unknown:
+        raise ValueError(
+            f"@pytest.mark.peakchaos: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(MARKER_KEYS)}"
+        )
+    return dict(kwargs)
+
+
+def stream_is_tty() -> bool:
+    return bool(getattr(sys.__stdout__, "isatty", lambda: False)())
