@@ -198,9 +198,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if pc is None or not pc.results or pc.settings.report is None:
         return
     from .report import new_document, write_reports
+    from .report.schema import ReportSchemaError
 
     document = new_document([result.to_dict(test=name) for name, result in pc.results])
-    pc.report_files = write_reports(document, pc.settings.report)
+    try:
+        pc.report_files = write_reports(document, pc.settings.report)
+    except ReportSchemaError as exc:
+        pc.messages.append(f"report not written: {exc}")
+        raise
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
