@@ -1,0 +1,240 @@
+"""``run_load``: the blocking, pytest-free entry point of the load engine."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+from pytest_peakchaos.load.result import LoadResult
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.synchronize import Event as MpEvent
+
+    from pytest_peakchaos.load.engine import EngineConfig
+    from pytest_peakchaos.profiles.model import Profile
+
+__all__ = ["run_load"]
+
+_WORKER_START_TIMEOUT_S = 60.0
+
+
+def _check_host(base_url: str, allow_any_host: bool) -> None:
+    from pytest_peakchaos.load.client import parse_base_url
+
+    host, _, _ = parse_base_url(base_url)
+    if allow_any_host or host == "localhost":
+        return
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"base_url: load goes to loopback addresses only (127.0.0.0/8, ::1, localhost), got host {host!r}; "
+            "publish the service on 127.0.0.1 or pass allow_any_host=True for your own test hosts"
+        ) from None
+    if not addr.is_loopback:
+        raise ValueError(
+            f"base_url: load goes to loopback addresses only (127.0.0.0/8, ::1, localhost), got {host!r}; "
+            "pass allow_any_host=True for addresses of your own test hosts"
+        )
+
+
+def run_load(
+    base_url: str,
+    profile: Profile | str | os.PathLike[str],
+    *,
+    duration: float | str,
+    seed: int,
+    scale: float = 1.0,
+    max_requests: int,
+    max_sessions: int | None,
+    concurrency_cap: int,
+    request_timeout_s: float,
+    workers: int = 1,
+    on_start: Callable[[float], None] | None = None,
+    stop_event: threading.Event | None = None,
+    connections: int | None = None,
+    run_id: str | None = None,
+    use_uvloop: bool | None = None,
+    allow_any_host: bool = False,
+) -> LoadResult:
+    """Drive ``profile``'s shoppers against ``base_url`` and return what was measured. Blocking.
+
+    * ``profile``: a built-in name (``"normal"``, ``"double11"``), a YAML path or a ``Profile``. Its
+      arrival shape is stretched to ``duration`` and its rates multiplied by ``scale``.
+    * ``seed`` fixes every session's path; ``run_id`` (random by default) goes into cart ids and
+      idempotency keys so reruns against the same shop do not collide.
+    * Bounds: no request is sent after ``duration`` or beyond ``max_requests``; at most
+      ``max_sessions`` sessions arrive (``None``: as the shape says); in-flight requests get
+      ``request_timeout_s`` (measured from their intended send) before they count as ``timeout``;
+      the call returns within ``duration + request_timeout_s + ~1 s`` (plus worker start-up).
+    * ``concurrency_cap``: most sessions active at once (per run; split across workers); arrivals
+      beyond it are counted as ``sessions.refused_by_cap``. ``connections`` (default: one per
+      active session) bounds open connections per worker.
+    * ``on_start(t0)``: called with the ``time.monotonic()`` instant of the run's time zero, right
+      before the first arrival is scheduled (another thread can align a fault schedule to it). It
+      runs on the engine's thread: return quickly (start a thread for anything slow).
+    * ``stop_event``: set it to end the run early (in-flight requests get up to 0.5 s).
+    * ``workers > 1``: that many processes, each driving every ``workers``-th session of the same
+      seeded arrival stream; their results are merged.
+    """
+    from pytest_peakchaos.load.engine import EngineConfig, default_connections, new_run_id
+    from pytest_peakchaos.profiles import load_profile
+    from pytest_peakchaos.units import parse_duration
+
+    seconds = parse_duration(duration, what="duration")
+    if seconds <= 0:
+        raise ValueError("duration: must be > 0")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed: expected an int, got {seed!r}")
+    if not (scale >= 0) or math.isinf(scale):
+        raise ValueError(f"scale: expected a finite number >= 0, got {scale!r}")
+    if max_requests < 1 or concurrency_cap < 1 or workers < 1:
+        raise ValueError("max_requests, concurrency_cap and workers must be >= 1")
+    if max_sessions is not None and max_sessions < 0:
+        raise ValueError("max_sessions: must be >= 0 or None")
+    if not (request_timeout_s > 0) or math.isinf(request_timeout_s):
+        raise ValueError(f"request_timeout_s: expected a finite number > 0, got {request_timeout_s!r}")
+    _check_host(base_url, allow_any_host)
+    prof = load_profile(profile)
+    cap = max(1, math.ceil(concurrency_cap / workers))
+    cfg = EngineConfig(
+        base_url=base_url,
+        profile=prof,
+        duration=seconds,
+        seed=seed,
+        scale=float(scale),
+        max_requests=max(1, math.ceil(max_requests / workers)),
+        max_sessions=max_sessions,
+        concurrency_cap=cap,
+        request_timeout_s=float(request_timeout_s),
+        connections=connections if connections is not None else default_connections(cap),
+        run_id=run_id or new_run_id(),
+        workers=workers,
+        use_uvloop=use_uvloop,
+    )
+    if workers == 1:
+        return _run_in_thread(cfg, on_start, stop_event)
+    return _run_workers(cfg, workers, on_start, stop_event)
+
+
+def _run_in_thread(cfg: EngineConfig, on_start: Callable[[float], None] | None, stop_event: threading.Event | None) -> LoadResult:
+    import asyncio
+
+    from pytest_peakchaos.load.engine import run_engine
+
+    stop_flag = stop_event.is_set if stop_event is not None else None
+    try:
+        asyncio.get_running_loop()
+        in_loop = True
+    except RuntimeError:
+        in_loop = False
+    if not in_loop:
+        return run_engine(cfg, on_start=on_start, stop_flag=stop_flag)
+    # Called from inside a running event loop: run on a helper thread and wait for it.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = run_engine(cfg, on_start=on_start, stop_flag=stop_flag)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="peakchaos-load", daemon=True)
+    thread.start()
+    thread.join(cfg.duration + cfg.request_timeout_s + 30.0)
+    if "error" in box:
+        raise box["error"]
+    if "result" not in box:
+        raise RuntimeError("load engine thread did not finish within its hard time limit")
+    result: LoadResult = box["result"]
+    return result
+
+
+def _worker_main(cfg: EngineConfig, conn: Connection, stop: MpEvent) -> None:
+    """Entry point of a worker process (spawned)."""
+    from pytest_peakchaos.load.engine import run_engine
+
+    try:
+        conn.send(("ready", os.getpid()))
+        if not conn.poll(_WORKER_START_TIMEOUT_S):
+            conn.send(("error", "no start time from the parent"))
+            return
+        msg = conn.recv()
+        if msg[0] != "start":
+            return
+        result = run_engine(cfg, t0=float(msg[1]), stop_flag=stop.is_set)
+        conn.send(("result", result.to_dict()))
+    except BaseException:  # noqa: BLE001 - reported to the parent
+        try:
+            conn.send(("error", traceback.format_exc()))
+        except (OSError, ValueError):
+            pass
+    finally:
+        conn.close()
+
+
+def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], None] | None, stop_event: threading.Event | None) -> LoadResult:
+    import multiprocessing as mp
+    from dataclasses import replace
+
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    procs: list[Any] = []
+    pipes: list[Connection] = []
+    try:
+        for k in range(workers):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker_main, args=(replace(cfg, worker=k), child, stop), name=f"peakchaos-load-{k}", daemon=True)
+            p.start()
+            child.close()
+            procs.append(p)
+            pipes.append(parent)
+        deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
+        for k, pipe in enumerate(pipes):
+            if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                raise RuntimeError(f"load worker {k} did not start within {_WORKER_START_TIMEOUT_S:.0f}s")
+            msg = pipe.recv()
+            if msg[0] != "ready":
+                raise RuntimeError(f"load worker {k} failed to start:\n{msg[1]}")
+        t0 = time.monotonic() + 0.05
+        if on_start is not None:
+            on_start(t0)
+        for pipe in pipes:
+            pipe.send(("start", t0))
+        results: list[LoadResult] = []
+        hard = t0 + cfg.duration + cfg.request_timeout_s + 30.0
+        pending = dict(enumerate(pipes))
+        for _ in range(int((hard - time.monotonic()) / 0.05) + 100):
+            if not pending:
+                break
+            if stop_event is not None and stop_event.is_set():
+                stop.set()
+            for k, pipe in list(pending.items()):
+                if pipe.poll(0.05 / max(1, len(pending))):
+                    msg = pipe.recv()
+                    del pending[k]
+                    if msg[0] != "result":
+                        raise RuntimeError(f"load worker {k} failed:\n{msg[1]}")
+                    results.append(LoadResult.from_dict(msg[1]))
+            if time.monotonic() > hard:
+                break
+        if pending:
+            raise RuntimeError(f"load workers {sorted(pending)} did not report within the hard time limit")
+        merged = results[0]
+        merged.merge(*results[1:])
+        return merged
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(5.0)
+            if p.is_alive():
+                p.terminate()
+                p.join(2.0)
+        for pipe in pipes:
+            pipe.close()

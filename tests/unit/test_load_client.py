@@ -1,0 +1,64 @@
+"""The HTTP/1.1 response parser and request serialization of the load client."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_peakchaos.load.client import _parse_response, build_request, parse_base_url
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+
+
+def test_content_length_complete_and_partial() -> None:
+    assert _parse_response(OK, False, False) == (200, b'{"ok":true}', True)
+    for cut in range(1, len(OK)):
+        assert _parse_response(OK[:cut], False, False) is None
+
+
+def test_keep_alive_rules() -> None:
+    close = OK.replace(b"Content-Type", b"Connection: close\r\nContent-Type")
+    assert _parse_response(close, False, False) == (200, b'{"ok":true}', False)
+    http10 = OK.replace(b"HTTP/1.1", b"HTTP/1.0")
+    assert _parse_response(http10, False, False)[2] is False  # type: ignore[index]
+    http10_ka = http10.replace(b"Content-Type", b"Connection: keep-alive\r\nContent-Type")
+    assert _parse_response(http10_ka, False, False)[2] is True  # type: ignore[index]
+    lower = b"HTTP/1.1 503 x\r\ncontent-length: 2\r\nconnection: Close\r\n\r\n{}"
+    assert _parse_response(lower, False, False) == (503, b"{}", False)
+
+
+def test_chunked_body() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\n\r\n"
+    assert _parse_response(raw, False, False) == (200, b"Wikipedia", True)
+    assert _parse_response(raw[:-2], False, False) is None
+    assert _parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", False, False) == (-1, b"", False)
+
+
+def test_close_delimited_needs_eof() -> None:
+    raw = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"
+    assert _parse_response(raw, False, False) is None
+    assert _parse_response(raw, False, True) == (200, b"hello", False)
+
+
+def test_no_body_statuses_and_interim() -> None:
+    assert _parse_response(b"HTTP/1.1 204 No Content\r\n\r\n", False, False) == (204, b"", True)
+    assert _parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n", True, False) == (200, b"", True)
+    assert _parse_response(b"HTTP/1.1 100 Continue\r\n\r\n" + OK, False, False) == (200, b'{"ok":true}', True)
+
+
+def test_malformed() -> None:
+    assert _parse_response(b"SMTP nope\r\n\r\n", False, False) == (-1, b"", False)
+    assert _parse_response(b"HTTP/1.1 2x0 OK\r\n\r\n", False, False) == (-1, b"", False)
+    assert _parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", False, False) == (-1, b"", False)
+
+
+def test_build_request_and_base_url() -> None:
+    raw = build_request("POST", "/carts/c1/items", "127.0.0.1:8000", body=b'{"sku":1}', content_type="application/json",
+                        headers=(("Idempotency-Key", "k"),))
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"POST /carts/c1/items HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n")
+    assert b"\r\nIdempotency-Key: k" in head and b"\r\nContent-Length: 9" in head
+    assert body == b'{"sku":1}'
+    assert parse_base_url("http://127.0.0.1:8000/api/") == ("127.0.0.1", 8000, "/api")
+    assert parse_base_url("http://localhost") == ("localhost", 80, "")
+    with pytest.raises(ValueError, match="only plain http://"):
+        parse_base_url("https://127.0.0.1")
