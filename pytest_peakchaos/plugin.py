@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -176,7 +176,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Marker-only tests (no ``peakchaos_result`` argument) assert graceful degradation after the body."""
     outcome = yield
     if item.stash.get(_AUTO_ASSERT, False) and isinstance(item, pytest.Function):
-        result: ExperimentResult | None = item.funcargs.get("peakchaos_result")
+        result = cast("ExperimentResult | None", item.funcargs.get("peakchaos_result"))
         if result is not None:
             result.assert_graceful()
     return outcome
