@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET_CPU = 1
 CLIENT_CPU = 0
-TOXIPROXY_CANDIDATES = ("toxiproxy-server", "/tmp/pcsetup/bin/server")
+TOXIPROXY_CANDIDATES = (str(Path(__file__).resolve().parents[1] / ".state" / "bin" / "toxiproxy-server"), "toxiproxy-server")
 
 
 def free_port() -> int:
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=50, help="connections / concurrent shoppers (default 50)")
     ap.add_argument("--rounds", type=int, default=2,
                     help="throughput rounds; each tool's best round is reported (default 2: the machine may be shared)")
-    ap.add_argument("--toxiproxy", help="path of toxiproxy-server (default: PATH, then /tmp/pcsetup/bin/server)")
+    ap.add_argument("--toxiproxy", help="path of toxiproxy-server (default: .state/bin/toxiproxy-server from scripts/setup.sh, then PATH)")
     ap.add_argument("--skip", action="append", default=[], choices=["locust", "wrk", "truth", "stall"])
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--child", help=argparse.SUPPRESS)

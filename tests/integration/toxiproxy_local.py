@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FALLBACK_SERVER = Path("/tmp/pcsetup/bin/server")
 
 __all__ = [
     "LOOPBACK",
@@ -69,8 +68,7 @@ def free_port() -> int:
 
 
 def find_toxiproxy_server() -> Path | None:
-    """``$PEAKCHAOS_TOXIPROXY_SERVER``, then ``.state/bin/toxiproxy-server``, then PATH, then
-    ``/tmp/pcsetup/bin/server``."""
+    """``$PEAKCHAOS_TOXIPROXY_SERVER``, then ``.state/bin/toxiproxy-server`` (scripts/setup.sh), then PATH."""
     candidates: list[Path] = []
     env = os.environ.get("PEAKCHAOS_TOXIPROXY_SERVER")
     if env:
@@ -79,7 +77,6 @@ def find_toxiproxy_server() -> Path | None:
     on_path = shutil.which("toxiproxy-server")
     if on_path:
         candidates.append(Path(on_path))
-    candidates.append(FALLBACK_SERVER)
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
