@@ -15,7 +15,7 @@ test: setup
 
 demo: setup
 	@mkdir -p reports
-	$(PY) -m pytest -p peakchaos demo --peakchaos-stack compose/shop.yml --peakchaos-report reports -v
+	$(PY) -m pytest -p peakchaos tests/acceptance demo --peakchaos-stack compose/shop.yml --peakchaos-report reports -v -rA
 
 doctor: setup
 	.venv/bin/peakchaos doctor

@@ -28,6 +28,8 @@ MARKER_KEYS = (
     "concurrency_cap",
     "request_timeout",
     "settle",
+    "legacy_actions",
+    "workers",
     "link",
 )
 
@@ -77,6 +79,12 @@ class Chaos:
         self._progress = progress
         self._record = record
         self.results: list[ExperimentResult] = []
+
+    def on(self, stack: Stack) -> Chaos:
+        """The same recorder bound to another stack (e.g. a naive variant started by the test)."""
+        other = Chaos(stack, self._session, test=self._test, progress=self._progress, record=self._record)
+        other.results = self.results  # numbering and JUnit prefixes continue across stacks
+        return other
 
     def run(self, profile: Any = "double11", duration: Any = "60s", faults: Any = (), **kwargs: Any) -> ExperimentResult:
         from .experiment import Experiment
