@@ -110,7 +110,7 @@ class Chaos:
             self._record(f"{prefix}_profile", result.profile)
             self._record(f"{prefix}_passed", result.passed)
             self._record(f"{prefix}_requests", result.load.requests_sent)
-            self._record(f"{prefix}_legacy_calls_per_session", round(result.load.legacy_calls_per_session, 3))
+            self._record(f"{prefix}_legacy_calls_per_session", round(result.legacy_calls_per_session, 3))
             failed = [c.name + "/" + c.phase for c in result.checks if not c.passed and not c.skipped]
             self._record(f"{prefix}_failed_checks", ",".join(failed))
         return result

@@ -121,8 +121,9 @@ def _progress(config: pytest.Config) -> Any:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return None
-    tty = stream_is_tty()
-    return Progress(lambda text: reporter.write(text if tty else "\n  " + text.rstrip("\n"), flush=True), tty=tty)
+    # In place on a terminal with -s; otherwise plain lines (captured with the test's output).
+    tty = stream_is_tty() and config.getoption("capture") == "no"
+    return Progress(lambda text: reporter.write(text if tty else "  " + text, flush=True), tty=tty)
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ def run_load(
     run_id: str | None = None,
     use_uvloop: bool | None = None,
     allow_any_host: bool = False,
+    on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
 ) -> LoadResult:
     """Drive ``profile``'s shoppers against ``base_url`` and return what was measured. Blocking.
 
@@ -79,6 +80,8 @@ def run_load(
     * ``on_start(t0)``: called with the ``time.monotonic()`` instant of the run's time zero, right
       before the first arrival is scheduled (another thread can align a fault schedule to it). It
       runs on the engine's thread: return quickly (start a thread for anything slow).
+    * ``on_live(totals)``: called once at the start with a function returning ``(completed, ok,
+      active sessions)`` so far, for progress displays (single-process runs only).
     * ``stop_event``: set it to end the run early (in-flight requests get up to 0.5 s).
     * ``workers > 1``: that many processes, each driving every ``workers``-th session of the same
       seeded arrival stream; their results are merged.
@@ -119,11 +122,16 @@ def run_load(
         use_uvloop=use_uvloop,
     )
     if workers == 1:
-        return _run_in_thread(cfg, on_start, stop_event)
+        return _run_in_thread(cfg, on_start, stop_event, on_live)
     return _run_workers(cfg, workers, on_start, stop_event)
 
 
-def _run_in_thread(cfg: EngineConfig, on_start: Callable[[float], None] | None, stop_event: threading.Event | None) -> LoadResult:
+def _run_in_thread(
+    cfg: EngineConfig,
+    on_start: Callable[[float], None] | None,
+    stop_event: threading.Event | None,
+    on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
+) -> LoadResult:
     import asyncio
 
     from pytest_peakchaos.load.engine import run_engine
@@ -135,13 +143,13 @@ def _run_in_thread(cfg: EngineConfig, on_start: Callable[[float], None] | None, 
     except RuntimeError:
         in_loop = False
     if not in_loop:
-        return run_engine(cfg, on_start=on_start, stop_flag=stop_flag)
+        return run_engine(cfg, on_start=on_start, stop_flag=stop_flag, on_live=on_live)
     # Called from inside a running event loop: run on a helper thread and wait for it.
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["result"] = run_engine(cfg, on_start=on_start, stop_flag=stop_flag)
+            box["result"] = run_engine(cfg, on_start=on_start, stop_flag=stop_flag, on_live=on_live)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
             box["error"] = exc
 

@@ -477,7 +477,17 @@ class Engine:
         self.limit_hit = limit is not None and produced >= limit
         self.arrivals_done = True
 
-    async def run(self, t0: float | None, on_start: Callable[[float], None] | None, stop_flag: Callable[[], bool] | None) -> LoadResult:
+    def live_totals(self) -> tuple[int, int, int]:
+        """(requests completed, requests ok, sessions active) so far: cheap, for progress displays."""
+        return sum(self.count), sum(self.ok), self.active
+
+    async def run(
+        self,
+        t0: float | None,
+        on_start: Callable[[float], None] | None,
+        stop_flag: Callable[[], bool] | None,
+        on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
+    ) -> LoadResult:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.loop = loop
@@ -486,6 +496,8 @@ class Engine:
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
         self.end_sending = self.t0 + cfg.duration
         hard_end = self.end_sending + cfg.request_timeout_s + 1.0
+        if on_live is not None:
+            on_live(self.live_totals)
         if on_start is not None:
             on_start(self.t0)
         arrivals = loop.create_task(self._arrivals())
@@ -595,6 +607,7 @@ def run_engine(
     t0: float | None = None,
     on_start: Callable[[float], None] | None = None,
     stop_flag: Callable[[], bool] | None = None,
+    on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
 ) -> LoadResult:
     """Run one engine to completion on a fresh event loop in this thread."""
     import gc
@@ -607,7 +620,7 @@ def run_engine(
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 20_000), thresholds[1], thresholds[2])
     try:
-        return loop.run_until_complete(engine.run(t0, on_start, stop_flag))
+        return loop.run_until_complete(engine.run(t0, on_start, stop_flag, on_live))
     finally:
         gc.set_threshold(*thresholds)
         try:

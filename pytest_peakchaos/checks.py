@@ -1,0 +1,848 @@
+"""Graceful-degradation checks: a policy with named, documented thresholds and one function per check.
+
+Every check looks at the load a run measured (:class:`~pytest_peakchaos.load.LoadResult`), the
+run's *phases* and, for some, what the stack said afterwards (ledger, legacy call counter):
+
+=====================  ===========================================================================
+``isolation``          actions that need no legacy keep their success rate (absolute) and their
+                       p95 latency (relative to the baseline phase, with an absolute floor)
+``fail_fast``          legacy-bound actions answer within a bound (p99), none hangs to the client
+                       time-out
+``honest_degradation`` failures are explicit (503 / 429 / 202 queued), not 500s, resets or time-outs
+``ledger``             every acknowledged order is in the system of record exactly once
+``recovery``           after the faults end, success is back to the baseline within a bound
+``amplification``      calls reaching legacy per legacy-bound action stay under a factor
+=====================  ===========================================================================
+
+Phases come from the fault schedule: ``baseline`` = before the first fault, ``fault`` = from the
+first fault's start to the last one's end, ``recovery`` = after that; a run without faults is one
+``baseline`` phase. A check that needs a phase which is missing or shorter than
+:attr:`Policy.min_phase_s` reports itself as *skipped* (a passing row whose measured text says
+why), never silently.
+
+Windows are whole seconds of the load's per-second series, by *intended* send time, lying fully
+inside a phase. Nothing here imports pytest; see docs/checks.md for the numbers and their reasons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_peakchaos.load.result import LoadResult, LogSketch, WindowStats
+
+__all__ = [
+    "CHECK_NAMES",
+    "CHECKS",
+    "PHASE_NAMES",
+    "Amplification",
+    "Availability",
+    "CheckResult",
+    "CounterReading",
+    "Evidence",
+    "Phase",
+    "Policy",
+    "Reconciliation",
+    "amplification",
+    "derive_phases",
+    "evaluate",
+    "fail_fast",
+    "format_table",
+    "honest_degradation",
+    "isolation",
+    "ledger",
+    "recovery",
+    "resolve_policy",
+]
+
+#: Every check, in the order they are evaluated and shown.
+CHECK_NAMES: tuple[str, ...] = ("isolation", "fail_fast", "honest_degradation", "ledger", "recovery", "amplification")
+PHASE_NAMES: tuple[str, ...] = ("baseline", "fault", "recovery")
+#: phase name of checks that look at the whole run
+RUN = "run"
+
+
+# --------------------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds of the graceful-degradation checks. Every field has a default; override with
+    :meth:`with_` (``policy.with_(isolation_p95_factor=4, ledger=False)``) or pass a dict of
+    overrides as ``checks=`` to ``Experiment.run``.
+
+    A check name given as a key with a bool enables (``True``) or disables (``False``) that check.
+    """
+
+    #: isolation: success rate each non-legacy action keeps in every phase. A success is a 2xx/3xx
+    #: answer (202 included) that came within the shopper's patience (see ``patience_s``).
+    isolation_min_success: float = 0.99
+    #: isolation: p95 of a non-legacy action in the fault/recovery phase may be at most this
+    #: multiple of its baseline p95 ...
+    isolation_p95_factor: float = 3.0
+    #: ... or this many ms, whichever is larger (a 2 ms baseline must not make 7 ms a failure).
+    isolation_p95_floor_ms: float = 250.0
+    #: fail_fast: p99 latency bound of every legacy-bound action, in every phase (ms).
+    fail_fast_p99_ms: float = 2000.0
+    #: fail_fast: a request that took at least this share of the client time-out "hung" to it.
+    fail_fast_hang_fraction: float = 0.9
+    #: fail_fast: how many legacy-bound requests may hang to the client time-out in a phase.
+    fail_fast_max_hung: int = 0
+    #: honest_degradation: error kinds (the load engine's ``ERROR_KINDS``) that are dishonest.
+    #: ``status_4xx`` is not here: 409/429/400 are explicit answers.
+    dishonest_kinds: tuple[str, ...] = ("status_5xx", "timeout", "reset", "refused", "other")
+    #: honest_degradation: 5xx status codes that are explicit back-pressure, not breakage (503 with
+    #: Retry-After). 429 is a 4xx and 202 "queued" a success, so both are honest anyway.
+    honest_statuses: tuple[int, ...] = (503,)
+    #: honest_degradation: share of all requests that may fail dishonestly (0: none may).
+    honest_max_share: float = 0.0
+    #: isolation / recovery: an answer slower than this (s) counts as unavailable: the shopper
+    #: refreshed or left (the load engine's impatience fires at exactly this point). ``None``: the
+    #: profile's mean patience (double11: 2 s, normal: 10 s), capped at the client time-out.
+    patience_s: float | None = None
+    #: recovery: seconds after the last fault ends by which success must be back (and stay).
+    recovery_within_s: float = 5.0
+    #: recovery: the success rate (all actions) to get back to; the baseline's own rate if lower.
+    recovery_min_success: float = 0.99
+    #: recovery: success is judged over sliding windows of this many seconds.
+    recovery_window_s: float = 2.0
+    #: amplification: calls reaching legacy per legacy-bound action, at most (retries, fan-out).
+    amplification_max: float = 3.0
+    #: a phase shorter than this (s) cannot serve as a baseline / recovery phase: checks needing
+    #: it are skipped.
+    min_phase_s: float = 3.0
+    #: an action with fewer requests than this in a phase is judged only as part of its group.
+    min_requests: int = 20
+    #: the checks that run (names from :data:`CHECK_NAMES`).
+    enabled: tuple[str, ...] = CHECK_NAMES
+
+    def __post_init__(self) -> None:
+        for name in ("isolation_min_success", "recovery_min_success", "fail_fast_hang_fraction", "honest_max_share"):
+            _fraction(name, getattr(self, name))
+        for name in ("isolation_p95_factor", "amplification_max"):
+            _positive(name, getattr(self, name), minimum=1.0)
+        for name in ("isolation_p95_floor_ms", "fail_fast_p99_ms", "recovery_window_s"):
+            _positive(name, getattr(self, name))
+        for name in ("recovery_within_s", "min_phase_s"):
+            _positive(name, getattr(self, name), minimum=0.0)
+        if self.patience_s is not None:
+            _positive("patience_s", self.patience_s)
+        for name in ("fail_fast_max_hung", "min_requests"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"checks: {name} must be a whole number >= 0, got {value!r}")
+        from pytest_peakchaos.load.result import ERROR_KINDS
+
+        kinds = _str_tuple("dishonest_kinds", self.dishonest_kinds)
+        bad = [k for k in kinds if k not in ERROR_KINDS]
+        if bad:
+            raise ValueError(f"checks: dishonest_kinds: unknown kind(s) {', '.join(map(repr, bad))}; valid values: {', '.join(ERROR_KINDS)}")
+        object.__setattr__(self, "dishonest_kinds", kinds)
+        codes = self.honest_statuses
+        if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
+            raise ValueError(f"checks: honest_statuses must be a list of HTTP status codes, got {codes!r}")
+        codes = tuple(codes)
+        if any(isinstance(c, bool) or not isinstance(c, int) or not 100 <= c <= 599 for c in codes):
+            raise ValueError(f"checks: honest_statuses must be HTTP status codes (100..599), got {list(codes)!r}")
+        object.__setattr__(self, "honest_statuses", codes)
+        enabled = _str_tuple("enabled", self.enabled)
+        bad = [n for n in enabled if n not in CHECK_NAMES]
+        if bad:
+            raise ValueError(f"checks: enabled: unknown check(s) {', '.join(map(repr, bad))}; valid values: {', '.join(CHECK_NAMES)}")
+        object.__setattr__(self, "enabled", tuple(n for n in CHECK_NAMES if n in enabled))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def with_(self, **overrides: Any) -> Policy:
+        """A copy with ``overrides``: threshold fields by name, or a check name mapped to a bool."""
+        fields = self.field_names()
+        changes: dict[str, Any] = {}
+        enabled = list(self.enabled)
+        for key, value in overrides.items():
+            if key in CHECK_NAMES:
+                if not isinstance(value, bool):
+                    raise ValueError(f"checks: {key} turns a check on or off and takes True or False, got {value!r}")
+                if value and key not in enabled:
+                    enabled.append(key)
+                elif not value and key in enabled:
+                    enabled.remove(key)
+            elif key in fields:
+                changes[key] = value
+            else:
+                raise ValueError(
+                    f"checks: unknown key {key!r}; valid keys: thresholds {', '.join(f for f in fields if f != 'enabled')}, "
+                    f"'enabled', or a check name to turn it on/off ({', '.join(CHECK_NAMES)})"
+                )
+        if "enabled" not in changes:
+            changes["enabled"] = tuple(enabled)
+        return dataclasses.replace(self, **changes)
+
+    def is_enabled(self, name: str) -> bool:
+        return name in self.enabled
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["dishonest_kinds"] = list(self.dishonest_kinds)
+        out["honest_statuses"] = list(self.honest_statuses)
+        out["enabled"] = list(self.enabled)
+        return out
+
+
+def _fraction(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"checks: {name} must be a number from 0 to 1, got {value!r}")
+
+
+def _positive(name: str, value: object, minimum: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"checks: {name} must be a finite number, got {value!r}")
+    if minimum is None:
+        if value <= 0:
+            raise ValueError(f"checks: {name} must be > 0, got {value!r}")
+    elif value < minimum:
+        raise ValueError(f"checks: {name} must be >= {minimum:g}, got {value!r}")
+
+
+def _str_tuple(name: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"checks: {name} must be a list of names, got {value!r}")
+    items = tuple(value)
+    if not all(isinstance(v, str) for v in items):
+        raise ValueError(f"checks: {name} must be a list of names, got {list(items)!r}")
+    return items
+
+
+def resolve_policy(checks: Policy | Mapping[str, Any] | None, base: Policy | None = None) -> Policy:
+    """``checks=`` of ``Experiment.run``: a Policy (used as is), a dict of overrides, or None."""
+    start = base if base is not None else Policy()
+    if checks is None:
+        return start
+    if isinstance(checks, Policy):
+        return checks
+    if isinstance(checks, Mapping):
+        bad = [k for k in checks if not isinstance(k, str)]
+        if bad:
+            raise ValueError(f"checks: keys must be names, got {bad!r}")
+        return start.with_(**dict(checks))
+    raise ValueError(f"checks: expected a Policy, a dict of overrides (e.g. {{'amplification_max': 4}}) or None, got {checks!r}")
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of the run: ``start``..``end`` seconds after the load's time zero."""
+
+    name: str
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    def seconds(self) -> tuple[int, int]:
+        """The whole seconds ``[lo, hi)`` of the per-second series lying fully inside the phase."""
+        lo = int(math.ceil(self.start - 1e-9))
+        hi = int(math.floor(self.end + 1e-9))
+        return lo, max(lo, hi)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "start": round(self.start, 3), "end": round(self.end, 3)}
+
+
+def derive_phases(windows: Iterable[tuple[float, float]], duration_s: float) -> tuple[Phase, ...]:
+    """Phases of a run from its fault windows ``(start, end)``: baseline / fault / recovery.
+
+    No faults: one ``baseline`` phase over the whole run. Phases of zero length are left out.
+    """
+    spans = [(float(s), float(e)) for s, e in windows]
+    if not spans:
+        return (Phase("baseline", 0.0, float(duration_s)),)
+    first = min(s for s, _ in spans)
+    last = max(e for _, e in spans)
+    out = []
+    if first > 0:
+        out.append(Phase("baseline", 0.0, first))
+    out.append(Phase("fault", first, last))
+    if last < duration_s:
+        out.append(Phase("recovery", last, float(duration_s)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of the verdict: a check looked at a phase and found ``measured`` against ``expected``."""
+
+    name: str
+    phase: str
+    passed: bool
+    expected: str
+    measured: str
+    detail: str = ""
+    skipped: bool = False
+
+    @classmethod
+    def skip(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
+        return cls(name, phase, True, expected, f"skipped: {why}", why, skipped=True)
+
+    @property
+    def status(self) -> str:
+        return "skip" if self.skipped else ("ok" if self.passed else "FAIL")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phase": self.phase,
+            "passed": self.passed,
+            "expected": self.expected,
+            "measured": self.measured,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Acknowledged orders against the system of record, after the outbox had time to drain."""
+
+    acknowledged: int
+    found: int
+    missing: int
+    duplicated: int
+    missing_keys: tuple[str, ...] = ()
+    duplicated_keys: tuple[str, ...] = ()
+    waited_s: float = 0.0
+    settled: bool = True
+
+    def to_dict(self) -> dict[str, int]:
+        return {"acknowledged": self.acknowledged, "found": self.found, "missing": self.missing, "duplicated": self.duplicated}
+
+    @classmethod
+    def reconcile(
+        cls, acknowledged: Iterable[str], ledger_keys: Iterable[str], *, also: Callable[[str], bool] | None = None,
+        waited_s: float = 0.0,
+    ) -> Reconciliation:
+        """Compare acknowledged idempotency keys with the keys of the ledger's rows.
+
+        Duplicates are counted over acknowledged keys and over every key ``also(key)`` accepts
+        (the run's own keys that were never acknowledged must not be in the ledger twice either).
+        """
+        acked = list(dict.fromkeys(k for k in acknowledged if k))
+        counts: dict[str, int] = {}
+        for key in ledger_keys:
+            counts[key] = counts.get(key, 0) + 1
+        acked_set = set(acked)
+        missing = [k for k in acked if counts.get(k, 0) == 0]
+        dup = sorted(k for k, n in counts.items() if n > 1 and (k in acked_set or (also is not None and also(k))))
+        return cls(
+            acknowledged=len(acked),
+            found=len(acked) - len(missing),
+            missing=len(missing),
+            duplicated=len(dup),
+            missing_keys=tuple(missing[:20]),
+            duplicated_keys=tuple(dup[:20]),
+            waited_s=waited_s,
+            settled=not missing,
+        )
+
+
+@dataclass(frozen=True)
+class CounterReading:
+    """One reading of a legacy call counter: ``value`` in ``unit`` (``"calls"`` or ``"bytes"``)."""
+
+    value: float
+    unit: str = "calls"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Amplification:
+    """What reached legacy: counter deltas per phase (``phase -> (delta, legacy-bound actions)``).
+
+    ``unit == "calls"``: deltas are calls, compared with :attr:`Policy.amplification_max` directly.
+    ``unit == "bytes"`` (Toxiproxy byte counters): bytes per action relative to the baseline's.
+    """
+
+    unit: str
+    source: str
+    total: float
+    actions: int
+    per_phase: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    @property
+    def per_action(self) -> float | None:
+        return self.total / self.actions if self.actions else None
+
+    def to_dict(self) -> dict[str, Any] | None:
+        if self.unit != "calls":
+            return None
+        per = self.per_action
+        return {"calls_per_legacy_action": None if per is None else round(per, 4), "calls": int(round(self.total))}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the checks look at."""
+
+    load: LoadResult
+    phases: tuple[Phase, ...]
+    legacy_actions: frozenset[str]
+    request_timeout_s: float
+    has_faults: bool = True
+    #: the profile's (mean) shopper patience, s; ``Policy.patience_s`` overrides it
+    patience_s: float | None = None
+    ledger: Reconciliation | None = None
+    ledger_note: str = "the stack has no ledger hook"
+    amplification: Amplification | None = None
+    amplification_note: str = "no legacy call counter"
+
+    def phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    def isolated_actions(self) -> list[str]:
+        """Actions of the run that need no legacy, most requested first."""
+        names = [a for a in self.load.actions if a not in self.legacy_actions]
+        return sorted(names, key=lambda a: (-self.load.actions[a].count, a))
+
+    def bound_actions(self) -> list[str]:
+        names = [a for a in self.load.actions if a in self.legacy_actions]
+        return sorted(names, key=lambda a: (-self.load.actions[a].count, a))
+
+    def window(self, phase: Phase, actions: Iterable[str]) -> WindowStats:
+        lo, hi = phase.seconds()
+        return self.load.window(lo, hi, list(actions))
+
+    def patience_cutoff_s(self, policy: Policy) -> float:
+        """Answers slower than this are unavailable to the shopper (capped at the client time-out)."""
+        patience = policy.patience_s if policy.patience_s is not None else self.patience_s
+        if patience is None or patience <= 0:
+            return self.request_timeout_s
+        return min(patience, self.request_timeout_s)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Success of a window as shoppers saw it: a 2xx/3xx within their patience."""
+
+    count: int
+    unavailable: int
+    slow: int
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return 1.0 - self.unavailable / self.count if self.count else 1.0
+
+    @classmethod
+    def of(cls, w: WindowStats, cutoff_s: float) -> Availability:
+        slow = _count_at_least(w.sketch, cutoff_s * 1000.0)
+        # errors and slow answers overlap (a time-out is both) and the window cannot tell by how
+        # much: the larger of the two is a lower bound of what shoppers did not get in time.
+        return cls(w.count, min(w.count, max(w.errors, slow)), slow, w.errors)
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def _usable_baseline(ev: Evidence, policy: Policy) -> tuple[Phase | None, str]:
+    base = ev.phase("baseline")
+    if not ev.has_faults:
+        return None, "no faults, so no baseline to compare with"
+    if base is None:
+        return None, "no baseline phase (the first fault starts at 0s)"
+    if base.length < policy.min_phase_s:
+        return None, f"no baseline phase: only {base.length:g}s before the first fault (need >= {policy.min_phase_s:g}s)"
+    return base, ""
+
+
+def _count_at_least(sketch: LogSketch, threshold_ms: float) -> int:
+    from pytest_peakchaos.load.result import sketch_value
+
+    limit_us = threshold_ms * 1000.0
+    return sum(c for k, c in zip(sketch.keys, sketch.counts) if sketch_value(k) >= limit_us * 0.98)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# --------------------------------------------------------------------------------------- checks
+
+
+def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Actions that need no legacy keep success >= ``isolation_min_success`` in every phase, and
+    their p95 within ``max(isolation_p95_factor x baseline p95, isolation_p95_floor_ms)`` in the
+    fault and recovery phases."""
+    name = "isolation"
+    k = policy.isolation_p95_factor
+    floor = policy.isolation_p95_floor_ms
+    cutoff = ev.patience_cutoff_s(policy)
+    exp_abs = f"success >= {_pct(policy.isolation_min_success)} within {cutoff:g}s"
+    exp_rel = f"{exp_abs}, p95 <= max({k:g}x baseline, {floor:g} ms)"
+    actions = ev.isolated_actions()
+    base, why_no_base = _usable_baseline(ev, policy)
+    out: list[CheckResult] = []
+    for phase in ev.phases:
+        relative = phase.name != "baseline" and base is not None
+        expected = exp_rel if relative else exp_abs
+        if not actions:
+            out.append(CheckResult.skip(name, phase.name, expected, "the run has no action that needs no legacy"))
+            continue
+        groupw = ev.window(phase, actions)
+        if groupw.count == 0:
+            out.append(CheckResult.skip(name, phase.name, expected, "no request of an isolated action in this phase"))
+            continue
+        base_group = ev.window(base, actions) if base is not None else None
+        succ_fail: list[tuple[str, float, str]] = []  # (action, rate, " (baseline x%)")
+        p95_fail: list[tuple[str, float, float, float]] = []  # (action, p95, baseline p95, bound)
+        lines: list[str] = []
+        judged: list[tuple[str, WindowStats, WindowStats | None]] = []
+        small: list[str] = []
+        for a in actions:
+            w = ev.window(phase, [a])
+            if w.count == 0:
+                continue
+            bw = ev.window(base, [a]) if base is not None else None
+            if w.count < policy.min_requests:
+                small.append(a)
+                continue
+            judged.append((a, w, bw))
+        if small:
+            sw = ev.window(phase, small)
+            if sw.count >= policy.min_requests:
+                bw = ev.window(base, small) if base is not None else None
+                judged.append(("+".join(small), sw, bw))
+        if not judged:
+            out.append(CheckResult.skip(name, phase.name, expected, f"fewer than {policy.min_requests} requests of isolated actions"))
+            continue
+        # most requested first: the pages shoppers feel most
+        judged.sort(key=lambda j: -j[1].count)
+        for a, w, bw in judged:
+            av = Availability.of(w, cutoff)
+            base_succ = f" (baseline {_pct(Availability.of(bw, cutoff).rate)})" if bw is not None and bw.count else ""
+            line = (
+                f"{a}: success {_pct(av.rate)}{base_succ} [{av.errors} errors, {av.slow} slower than {cutoff:g}s, n={av.count}]"
+                f", p95 {_ms(w.percentile_ms(95))}"
+            )
+            if av.rate < policy.isolation_min_success:
+                succ_fail.append((a, av.rate, base_succ))
+            if relative:
+                ref = bw if bw is not None and bw.count >= policy.min_requests else base_group
+                if ref is not None and ref.count:
+                    ref_p95 = ref.percentile_ms(95)
+                    bound = max(k * ref_p95, floor)
+                    p95 = w.percentile_ms(95)
+                    line += f" (baseline {_ms(ref_p95)}, bound {_ms(bound)})"
+                    if p95 > bound:
+                        p95_fail.append((a, p95, ref_p95, bound))
+            lines.append(line)
+        note = ""
+        if phase.name != "baseline" and base is None:
+            note = f"; p95 not compared: {why_no_base}"
+        detail = "; ".join(lines) + note
+        if succ_fail or p95_fail:
+            parts = []
+            if succ_fail:
+                a, rate, bs = succ_fail[0]
+                text = f"{a} success {_pct(rate)}{bs}"
+                if len(succ_fail) > 1:
+                    text += "; " + ", ".join(f"{x} {_pct(r)}" for x, r, _ in succ_fail[1:])
+                parts.append(text)
+                if p95_fail:
+                    slowest = max(p95_fail, key=lambda f: f[1])
+                    parts.append(f"p95 up to {_ms(slowest[1])} (bound {_ms(slowest[3])})")
+            else:
+                a, p95, ref_p95, bound = p95_fail[0]
+                text = f"{a} p95 {_ms(p95)} (baseline {_ms(ref_p95)}, bound {_ms(bound)})"
+                if len(p95_fail) > 1:
+                    text += "; " + ", ".join(f"{x} {_ms(p)}" for x, p, _, _ in p95_fail[1:])
+                parts.append(text)
+            out.append(CheckResult(name, phase.name, False, expected, "; ".join(parts), detail))
+        else:
+            a, w, _ = min(judged, key=lambda j: Availability.of(j[1], cutoff).rate)
+            measured = f"lowest: {a} success {_pct(Availability.of(w, cutoff).rate)}; isolated p95 {_ms(groupw.percentile_ms(95))}"
+            if relative and base_group is not None and base_group.count:
+                measured += f" (baseline {_ms(base_group.percentile_ms(95))})"
+            out.append(CheckResult(name, phase.name, True, expected, measured, detail))
+    return out
+
+
+def fail_fast(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Legacy-bound actions answer with p99 <= ``fail_fast_p99_ms`` in every phase, and at most
+    ``fail_fast_max_hung`` of them take ``fail_fast_hang_fraction`` of the client time-out or more."""
+    name = "fail_fast"
+    hang_ms = policy.fail_fast_hang_fraction * ev.request_timeout_s * 1000.0
+    hung_allowed = "none" if policy.fail_fast_max_hung == 0 else f"<= {policy.fail_fast_max_hung}"
+    expected = f"p99 <= {policy.fail_fast_p99_ms:g} ms, {hung_allowed} hung to the {ev.request_timeout_s:g}s time-out"
+    actions = ev.bound_actions()
+    out: list[CheckResult] = []
+    for phase in ev.phases:
+        if not actions:
+            out.append(CheckResult.skip(name, phase.name, expected, "the run has no legacy-bound action"))
+            continue
+        groups: list[tuple[str, WindowStats]] = []
+        small: list[str] = []
+        for a in actions:
+            w = ev.window(phase, [a])
+            if w.count >= policy.min_requests:
+                groups.append((a, w))
+            elif w.count:
+                small.append(a)
+        if small:
+            sw = ev.window(phase, small)
+            if sw.count >= policy.min_requests or not groups:
+                groups.append(("+".join(small), sw))
+        groups = [(a, w) for a, w in groups if w.count]
+        if not groups:
+            out.append(CheckResult.skip(name, phase.name, expected, "no legacy-bound request in this phase"))
+            continue
+        rows = []
+        failing: list[str] = []
+        for a, w in groups:
+            p99 = w.percentile_ms(99)
+            hung = _count_at_least(w.sketch, hang_ms)
+            rows.append((a, w, p99, hung))
+            bad = []
+            if p99 > policy.fail_fast_p99_ms:
+                bad.append(f"p99 {_ms(p99)}")
+            if hung > policy.fail_fast_max_hung:
+                bad.append(f"{hung} of {w.count} hung to the {ev.request_timeout_s:g}s time-out")
+            if bad:
+                failing.append(f"{a} " + ", ".join(bad))
+        detail = "; ".join(f"{a}: p99 {_ms(p99)}, max {_ms(w.max_ms)}, {hung} hung, n={w.count}" for a, w, p99, hung in rows)
+        if failing:
+            measured = "; ".join(failing[:2]) + (f"; +{len(failing) - 2} more" if len(failing) > 2 else "")
+            out.append(CheckResult(name, phase.name, False, expected, measured, detail))
+        else:
+            a, w, p99, hung = max(rows, key=lambda r: r[2])
+            out.append(CheckResult(name, phase.name, True, expected, f"slowest: {a} p99 {_ms(p99)}, 0 hung", detail))
+    return out
+
+
+def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Failures are explicit: no error of a ``dishonest_kinds`` kind (5xx other than
+    ``honest_statuses``, time-outs, resets, refused connections), beyond ``honest_max_share``.
+
+    Judged over the whole run: the load engine records error kinds and status codes per action,
+    not per second. ``Retry-After`` is not verified (response headers are not recorded)."""
+    name = "honest_degradation"
+    honest5 = [c for c in policy.honest_statuses if 500 <= c <= 599]
+    kinds = ", ".join(k.replace("status_5xx", "5xx" + (f" (except {'/'.join(map(str, honest5))})" if honest5 else "")) for k in policy.dishonest_kinds)
+    share = "none" if policy.honest_max_share == 0 else f"<= {_pct(policy.honest_max_share)}"
+    expected = f"{share} of: {kinds}"
+    total = 0
+    dishonest = 0
+    by_kind: dict[str, int] = {}
+    by_action: dict[str, int] = {}
+    for a, s in ev.load.actions.items():
+        total += s.count
+        n_action = 0
+        for kind in policy.dishonest_kinds:
+            n = int(s.errors.get(kind, 0))
+            if kind == "status_5xx":
+                fives = {code: int(v) for code, v in s.status.items() if code.isdigit() and 500 <= int(code) <= 599}
+                for code, v in fives.items():
+                    if int(code) not in policy.honest_statuses and v:
+                        by_kind[code] = by_kind.get(code, 0) + v
+                        n_action += v
+                continue
+            if n:
+                by_kind[kind] = by_kind.get(kind, 0) + n
+                n_action += n
+        if n_action:
+            by_action[a] = n_action
+        dishonest += n_action
+    honest_5xx = sum(
+        int(v) for s in ev.load.actions.values() for code, v in s.status.items() if code.isdigit() and int(code) in honest5
+    )
+    queued = sum(s.queued for s in ev.load.actions.values())
+    explicit = f"explicit: {queued} queued (202), {honest_5xx} {'/'.join(map(str, honest5)) or '503'}"
+    four29 = sum(int(v) for s in ev.load.actions.values() for code, v in s.status.items() if code == "429")
+    if four29:
+        explicit += f", {four29} 429"
+    if total == 0:
+        return [CheckResult.skip(name, RUN, expected, "no request was recorded")]
+    allowed = policy.honest_max_share * total
+    kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items(), key=lambda kv: -kv[1]))
+    actions_text = ", ".join(f"{a} {n}" for a, n in sorted(by_action.items(), key=lambda kv: -kv[1]))
+    detail = f"{explicit}; " + (f"dishonest by action: {actions_text}; " if actions_text else "") + (
+        "judged over the whole run (error kinds are not recorded per second); Retry-After not verified"
+    )
+    if dishonest > allowed:
+        measured = f"{dishonest} of {total} requests ({_pct(dishonest / total)}): {kinds_text}"
+        return [CheckResult(name, RUN, False, expected, measured, detail)]
+    measured = f"{dishonest} dishonest of {total} requests; {explicit}"
+    return [CheckResult(name, RUN, True, expected, measured, detail)]
+
+
+def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Every acknowledged order is in the system of record exactly once (nothing lost, nothing twice)."""
+    name = "ledger"
+    phase = "recovery" if ev.phase("recovery") is not None else RUN
+    expected = "every acknowledged order exactly once: 0 missing, 0 duplicated"
+    rec = ev.ledger
+    if rec is None:
+        return [CheckResult.skip(name, phase, expected, ev.ledger_note)]
+    waited = f" (waited {rec.waited_s:.1f}s for the outbox)" if rec.waited_s >= 0.05 else ""
+    detail = ""
+    if rec.missing_keys:
+        detail += "missing e.g. " + ", ".join(rec.missing_keys[:5])
+    if rec.duplicated_keys:
+        detail += ("; " if detail else "") + "duplicated e.g. " + ", ".join(rec.duplicated_keys[:5])
+    if rec.acknowledged == 0 and rec.duplicated == 0:
+        return [CheckResult(name, phase, True, expected, "no order was acknowledged", detail)]
+    measured = f"{rec.acknowledged} acknowledged: {rec.found} found, {rec.missing} missing, {rec.duplicated} duplicated{waited}"
+    passed = rec.missing == 0 and rec.duplicated == 0
+    return [CheckResult(name, phase, passed, expected, measured, detail)]
+
+
+def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """After the last fault ends, success (all actions, ``recovery_window_s`` windows) is back to
+    ``min(recovery_min_success, baseline success)`` within ``recovery_within_s`` and stays there."""
+    name = "recovery"
+    expected = f"success back to >= {_pct(policy.recovery_min_success)} (or baseline) within {policy.recovery_within_s:g}s"
+    base, why = _usable_baseline(ev, policy)
+    rec = ev.phase("recovery")
+    if not ev.has_faults:
+        return [CheckResult.skip(name, RUN, expected, "no faults, nothing to recover from")]
+    if base is None:
+        return [CheckResult.skip(name, "recovery", expected, why)]
+    if rec is None or rec.length < policy.min_phase_s:
+        have = 0.0 if rec is None else rec.length
+        return [CheckResult.skip(name, "recovery", expected, f"no recovery phase: only {have:g}s after the last fault (need >= {policy.min_phase_s:g}s)")]
+    actions = list(ev.load.actions)
+    cutoff = ev.patience_cutoff_s(policy)
+    bw = ev.window(base, actions)
+    if bw.count == 0:
+        return [CheckResult.skip(name, "recovery", expected, "no request in the baseline phase")]
+    base_rate = Availability.of(bw, cutoff).rate
+    target = min(policy.recovery_min_success, base_rate)
+    exp = f"success >= {_pct(target)} within {policy.recovery_within_s:g}s of the faults' end (baseline {_pct(base_rate)})"
+    lo, hi = rec.seconds()
+    win = max(1, int(round(policy.recovery_window_s)))
+    starts = list(range(lo, max(lo, hi - win) + 1))
+    rates: list[tuple[int, float | None]] = []
+    for s in starts:
+        w = ev.load.window(s, min(hi, s + win), actions)
+        rates.append((s, Availability.of(w, cutoff).rate if w.count >= 5 else None))
+    recovered_at: int | None = None
+    for i in range(len(rates)):
+        if all(r is None or r >= target for _, r in rates[i:]) and any(r is not None for _, r in rates[i:]):
+            recovered_at = rates[i][0]
+            break
+    rw = ev.window(rec, actions)
+    trail = ", ".join(f"{s}s {_pct(r)}" for s, r in rates[:12] if r is not None)
+    detail = (
+        f"success = 2xx/3xx within {cutoff:g}s; recovery phase {_pct(Availability.of(rw, cutoff).rate)} (n={rw.count}); "
+        f"{win}s windows from {lo}s: {trail}"
+    )
+    if recovered_at is None:
+        last = next((r for _, r in reversed(rates) if r is not None), None)
+        measured = "not back by the end of the run" + (f": {_pct(last)} in the last {win}s" if last is not None else "")
+        return [CheckResult(name, "recovery", False, exp, measured, detail)]
+    after = max(0.0, recovered_at - rec.start)
+    passed = after <= policy.recovery_within_s + 1e-9
+    measured = f"back to >= {_pct(target)} {after:.0f}s after the faults ended"
+    return [CheckResult(name, "recovery", passed, exp, measured, detail)]
+
+
+def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Calls reaching legacy per legacy-bound action <= ``amplification_max`` in every phase."""
+    name = "amplification"
+    amp = ev.amplification
+    expected = f"<= {policy.amplification_max:g} legacy calls per legacy-bound action"
+    if amp is None:
+        return [CheckResult.skip(name, RUN, expected, ev.amplification_note)]
+    out: list[CheckResult] = []
+    if amp.unit != "calls":
+        expected = f"<= {policy.amplification_max:g}x the baseline's {amp.unit} per legacy-bound action"
+        base = amp.per_phase.get("baseline")
+        if base is None or base[1] < policy.min_requests or base[0] <= 0:
+            return [CheckResult.skip(name, RUN, expected, f"{amp.unit} counter ({amp.source}) needs a baseline phase to compare with")]
+        ref = base[0] / base[1]
+        for phase in ev.phases:
+            if phase.name == "baseline" or phase.name not in amp.per_phase:
+                continue
+            delta, n = amp.per_phase[phase.name]
+            if n < policy.min_requests:
+                out.append(CheckResult.skip(name, phase.name, expected, f"only {n} legacy-bound actions"))
+                continue
+            factor = (delta / n) / ref
+            measured = f"{factor:.2f}x baseline ({delta / n:.0f} {amp.unit}/action vs {ref:.0f})"
+            out.append(CheckResult(name, phase.name, factor <= policy.amplification_max, expected, measured, f"source: {amp.source}"))
+        return out or [CheckResult.skip(name, RUN, expected, "no phase besides the baseline")]
+    base_text = ""
+    if ev.has_faults and "baseline" in amp.per_phase:
+        bd, bn = amp.per_phase["baseline"]
+        base_text = f"baseline (not judged): {int(round(bd))} calls / {bn} actions; "
+    for phase in ev.phases:
+        # With faults, the baseline is not judged: it is what faults are compared with, and at
+        # its (usually low) load background calls such as a cache refresher dominate the ratio.
+        if phase.name not in amp.per_phase or (ev.has_faults and phase.name == "baseline"):
+            continue
+        delta, n = amp.per_phase[phase.name]
+        if n < policy.min_requests:
+            out.append(CheckResult.skip(name, phase.name, expected, f"only {n} legacy-bound actions in this phase"))
+            continue
+        per = delta / n
+        measured = f"{per:.2f} calls per action ({int(round(delta))} calls / {n} actions)"
+        out.append(CheckResult(name, phase.name, per <= policy.amplification_max, expected, measured, f"{base_text}counted at legacy: {amp.source}"))
+    return out or [CheckResult.skip(name, RUN, expected, "no counter readings per phase")]
+
+
+CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {
+    "isolation": isolation,
+    "fail_fast": fail_fast,
+    "honest_degradation": honest_degradation,
+    "ledger": ledger,
+    "recovery": recovery,
+    "amplification": amplification,
+}
+
+
+def evaluate(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Run every enabled check, in :data:`CHECK_NAMES` order."""
+    out: list[CheckResult] = []
+    for name in CHECK_NAMES:
+        if policy.is_enabled(name):
+            out.extend(CHECKS[name](ev, policy))
+    return out
+
+
+# --------------------------------------------------------------------------------------- table
+
+
+def format_table(rows: Sequence[CheckResult], *, failed_first: bool = True, max_cell: int = 100) -> str:
+    """An aligned text table: check | phase | expected | measured | ok (failed rows first)."""
+    ordered = list(rows)
+    if failed_first:
+        ordered = [r for r in ordered if not r.passed] + [r for r in ordered if r.passed]
+
+    def cell(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+
+    table = [("check", "phase", "expected", "measured", "ok")]
+    table += [(r.name, r.phase, cell(r.expected), cell(r.measured), r.status) for r in ordered]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    lines = []
+    for i, row in enumerate(table):
+        lines.append("  ".join(row[j].ljust(widths[j]) for j in range(4)) + "  " + row[4])
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  ----")
+    return "\n".join(line.rstrip() for line in lines)
