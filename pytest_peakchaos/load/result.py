@@ -271,16 +271,10 @@ def _decode(text: str) -> HdrHistogram:
     return h
 
 
-@dataclass
-class SecondStats:
-    """One second (by *intended* send time, from t0) of one action."""
+class _SketchPercentiles:
+    """Percentiles of a ``sketch`` attribute (a :class:`LogSketch`), in milliseconds."""
 
-    second: int
-    count: int = 0
-    ok: int = 0
-    errors: int = 0
-    queued: int = 0
-    sketch: LogSketch = field(default_factory=LogSketch)
+    sketch: LogSketch
 
     def percentile_ms(self, q: float) -> float:
         return self.sketch.quantile_us(q / 100.0) / 1000.0
@@ -300,6 +294,18 @@ class SecondStats:
     @property
     def max_ms(self) -> float:
         return self.sketch.max_us / 1000.0
+
+
+@dataclass
+class SecondStats(_SketchPercentiles):
+    """One second (by *intended* send time, from t0) of one action."""
+
+    second: int
+    count: int = 0
+    ok: int = 0
+    errors: int = 0
+    queued: int = 0
+    sketch: LogSketch = field(default_factory=LogSketch)
 
     def merge(self, other: SecondStats) -> None:
         self.count += other.count
@@ -357,7 +363,7 @@ class AckOrder:
 
 
 @dataclass
-class WindowStats:
+class WindowStats(_SketchPercentiles):
     """Aggregate over a time window of the per-second series (see ``LoadResult.window``)."""
 
     start: float
@@ -371,21 +377,6 @@ class WindowStats:
     @property
     def success_rate(self) -> float:
         return self.ok / self.count if self.count else 1.0
-
-    def percentile_ms(self, q: float) -> float:
-        return self.sketch.quantile_us(q / 100.0) / 1000.0
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
-
-    @property
-    def max_ms(self) -> float:
-        return self.sketch.max_us / 1000.0
 
 
 @dataclass
