@@ -634,60 +634,49 @@ def fail_fast(ev: Evidence, policy: Policy) -> list[CheckResult]:
     return out
 
 
+def _dishonest(kind: str, policy: Policy) -> bool:
+    """Whether an error kind of the per-second series (a status code or a transport failure) is dishonest."""
+    if kind.isdigit():
+        code = int(kind)
+        if code in policy.honest_statuses:
+            return False
+        if 500 <= code <= 599:
+            return "status_5xx" in policy.dishonest_kinds
+        return "status_4xx" in policy.dishonest_kinds
+    return kind in policy.dishonest_kinds
+
+
 def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
-    """Failures are explicit: no error of a ``dishonest_kinds`` kind (5xx other than
+    """Failures are explicit in every phase: no error of a ``dishonest_kinds`` kind (5xx other than
     ``honest_statuses``, time-outs, resets, refused connections), beyond ``honest_max_share``.
 
-    Judged over the whole run: the load engine records error kinds and status codes per action,
-    not per second. ``Retry-After`` is not verified (response headers are not recorded)."""
+    Judged per phase from the per-second error kinds the load engine records. ``Retry-After`` is
+    not verified (the engine does not record response headers)."""
     name = "honest_degradation"
     honest5 = [c for c in policy.honest_statuses if 500 <= c <= 599]
     kinds = ", ".join(k.replace("status_5xx", "5xx" + (f" (except {'/'.join(map(str, honest5))})" if honest5 else "")) for k in policy.dishonest_kinds)
     share = "none" if policy.honest_max_share == 0 else f"<= {_pct(policy.honest_max_share)}"
     expected = f"{share} of: {kinds}"
-    total = 0
-    dishonest = 0
-    by_kind: dict[str, int] = {}
-    by_action: dict[str, int] = {}
-    for a, s in ev.load.actions.items():
-        total += s.count
-        n_action = 0
-        for kind in policy.dishonest_kinds:
-            n = int(s.errors.get(kind, 0))
-            if kind == "status_5xx":
-                fives = {code: int(v) for code, v in s.status.items() if code.isdigit() and 500 <= int(code) <= 599}
-                for code, v in fives.items():
-                    if int(code) not in policy.honest_statuses and v:
-                        by_kind[code] = by_kind.get(code, 0) + v
-                        n_action += v
-                continue
-            if n:
-                by_kind[kind] = by_kind.get(kind, 0) + n
-                n_action += n
-        if n_action:
-            by_action[a] = n_action
-        dishonest += n_action
-    honest_5xx = sum(
-        int(v) for s in ev.load.actions.values() for code, v in s.status.items() if code.isdigit() and int(code) in honest5
-    )
-    queued = sum(s.queued for s in ev.load.actions.values())
-    explicit = f"explicit: {queued} queued (202), {honest_5xx} {'/'.join(map(str, honest5)) or '503'}"
-    four29 = sum(int(v) for s in ev.load.actions.values() for code, v in s.status.items() if code == "429")
-    if four29:
-        explicit += f", {four29} 429"
-    if total == 0:
-        return [CheckResult.skip(name, RUN, expected, "no request was recorded")]
-    allowed = policy.honest_max_share * total
-    kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items(), key=lambda kv: -kv[1]))
-    actions_text = ", ".join(f"{a} {n}" for a, n in sorted(by_action.items(), key=lambda kv: -kv[1]))
-    detail = f"{explicit}; " + (f"dishonest by action: {actions_text}; " if actions_text else "") + (
-        "judged over the whole run (error kinds are not recorded per second); Retry-After not verified"
-    )
-    if dishonest > allowed:
-        measured = f"{dishonest} of {total} requests ({_pct(dishonest / total)}): {kinds_text}"
-        return [CheckResult(name, RUN, False, expected, measured, detail)]
-    measured = f"{dishonest} dishonest of {total} requests; {explicit}"
-    return [CheckResult(name, RUN, True, expected, measured, detail)]
+    out: list[CheckResult] = []
+    for phase in ev.phases:
+        w = ev.load.window(phase.start, phase.end)
+        if w.count == 0:
+            out.append(CheckResult.skip(name, phase.name, expected, "no request in this phase"))
+            continue
+        by_kind = {k: n for k, n in w.kinds.items() if n and _dishonest(k, policy)}
+        dishonest = sum(by_kind.values())
+        honest_5xx = sum(n for k, n in w.kinds.items() if k.isdigit() and int(k) in honest5)
+        explicit = f"explicit: {w.queued} queued (202), {honest_5xx} {'/'.join(map(str, honest5)) or '503'}"
+        if w.kinds.get("429"):
+            explicit += f", {w.kinds['429']} 429"
+        kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items(), key=lambda kv: -kv[1]))
+        detail = f"{explicit}; Retry-After not verified"
+        if dishonest > policy.honest_max_share * w.count:
+            measured = f"{dishonest} of {w.count} requests ({_pct(dishonest / w.count)}): {kinds_text}"
+            out.append(CheckResult(name, phase.name, False, expected, measured, detail))
+        else:
+            out.append(CheckResult(name, phase.name, True, expected, f"{dishonest} dishonest of {w.count} requests; {explicit}", detail))
+    return out
 
 
 def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:

@@ -283,7 +283,7 @@ class Engine:
         row = per.get(sec)
         late = False
         if row is None:
-            row = [0, 0, 0, 0, 0.0, {}]
+            row = [0, 0, 0, 0, 0.0, {}, None]
             if sec in self.done_sec[a]:  # a straggler for an already finalized second
                 late = True
             else:
@@ -292,6 +292,12 @@ class Engine:
         row[1] += ok
         row[2] += 1 - ok
         row[3] += queued
+        if not ok:  # error kinds per second: the status code, or the transport failure
+            ek = row[6]
+            if ek is None:
+                ek = row[6] = {}
+            ekind = str(status) if status else (err if err in ("timeout", "reset", "refused") else "other")
+            ek[ekind] = ek.get(ekind, 0) + 1
         if lat > row[4]:
             row[4] = lat
         bucket = (fi + COARSE_FACTOR - 1) // COARSE_FACTOR
@@ -303,7 +309,7 @@ class Engine:
             waiter.set_result(t_done)
 
     def _late(self, a: int, sec: int, row: list[Any]) -> None:
-        self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4])))
+        self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {}))
 
     def _response_effects(self, b: _Bound, st: _SessionState, status: int, body: bytes, key: str | None) -> None:
         doc: Any = None
@@ -331,7 +337,7 @@ class Engine:
                 row = per.pop(sec)
                 if not row[0]:
                     continue
-                st = SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]))
+                st = SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {})
                 if sec in done:
                     done[sec].merge(st)
                 else:

@@ -306,6 +306,9 @@ class SecondStats(_SketchPercentiles):
     errors: int = 0
     queued: int = 0
     sketch: LogSketch = field(default_factory=LogSketch)
+    #: errors of this second by kind: the HTTP status ("500", "503", "429", ...) or the transport
+    #: failure ("timeout", "reset", "refused", "other")
+    kinds: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: SecondStats) -> None:
         self.count += other.count
@@ -313,6 +316,8 @@ class SecondStats(_SketchPercentiles):
         self.errors += other.errors
         self.queued += other.queued
         self.sketch = self.sketch.merge(other.sketch)
+        for kind, n in other.kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + n
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -326,12 +331,14 @@ class SecondStats(_SketchPercentiles):
             "p99_ms": round(self.p99_ms, 3),
             "max_ms": round(self.max_ms, 3),
             "sketch": self.sketch.to_pairs(),
+            "kinds": dict(self.kinds),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SecondStats:
         return cls(
-            d["t"], d["count"], d["ok"], d["errors"], d.get("queued", 0), LogSketch.from_pairs(d["sketch"], d["max_ms"] * 1000.0)
+            d["t"], d["count"], d["ok"], d["errors"], d.get("queued", 0), LogSketch.from_pairs(d["sketch"], d["max_ms"] * 1000.0),
+            {str(k): int(v) for k, v in (d.get("kinds") or {}).items()},
         )
 
 
@@ -373,6 +380,7 @@ class WindowStats(_SketchPercentiles):
     errors: int
     queued: int
     sketch: LogSketch
+    kinds: dict[str, int] = field(default_factory=dict)  # errors by kind, as in SecondStats.kinds
 
     @property
     def success_rate(self) -> float:
@@ -450,6 +458,7 @@ class LoadResult:
         """Merge the seconds ``[start, end)`` (run-relative, by intended send time) of ``actions``."""
         names = list(self.series) if actions is None else list(actions)
         count = ok = errors = queued = 0
+        kinds: dict[str, int] = {}
         acc: dict[int, int] = {}
         mx = 0.0
         lo, hi = int(math.floor(start)), int(math.ceil(end))
@@ -463,10 +472,12 @@ class LoadResult:
                 ok += st.ok
                 errors += st.errors
                 queued += st.queued
+                for kind, n in st.kinds.items():
+                    kinds[kind] = kinds.get(kind, 0) + n
                 mx = max(mx, st.sketch.max_us)
                 for k, c in zip(st.sketch.keys, st.sketch.counts):
                     acc[k] = acc.get(k, 0) + c
-        return WindowStats(start, end, count, ok, errors, queued, LogSketch.from_dict_counts(acc, mx))
+        return WindowStats(start, end, count, ok, errors, queued, LogSketch.from_dict_counts(acc, mx), kinds)
 
     # -- combine ----------------------------------------------------------------------------------
     def merge(self, *others: LoadResult) -> LoadResult:

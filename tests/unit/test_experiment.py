@@ -354,11 +354,11 @@ def test_assert_graceful_message_is_a_small_table_with_the_replay_line() -> None
         result.assert_graceful()
     text = str(info.value)
     lines = text.splitlines()
-    assert lines[0] == "graceful degradation failed: 2 of 10 checks (tests/test_shop.py::test_b)"
+    assert lines[0] == "graceful degradation failed: 2 of 12 checks (tests/test_shop.py::test_b)"
     assert lines[1] == "faults: latency 800±200ms downstream 10s→30s"
     header = lines[3]
     assert header.split() == ["check", "phase", "expected", "measured", "ok"]
-    body = lines[5:5 + 10]
+    body = lines[5:5 + 12]
     # failed rows first, each a single aligned line
     assert body[0].startswith("isolation") and body[0].endswith("FAIL") and "fault" in body[0]
     assert "browse success 41.0% (baseline 100.0%)" in body[0]
