@@ -431,7 +431,7 @@ h3{font-size:15px;margin:22px 0 8px;color:#3c4043}
 .badge.pass{background:var(--pass)}.badge.fail{background:var(--fail)}
 .meta{display:flex;flex-wrap:wrap;gap:6px 22px;margin:10px 0 0;padding:0;color:var(--muted)}
 .meta div{white-space:nowrap}.meta b{color:var(--fg);font-weight:600}
-table{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0}
+table{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0}td a{overflow-wrap:anywhere}
 th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f8f9fa;color:#3c4043;font-weight:600;border-bottom:2px solid var(--line)}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
@@ -607,7 +607,11 @@ def _run_section(index: int, run: Run, colours: Mapping[str, str], with_plots: b
 def _overview(runs: Sequence[Run], with_plots: bool) -> str:
     rows = []
     for i, r in enumerate(runs, 1):
-        failed = [c["name"] for c in r["checks"] if not c["passed"]]
+        phases_of: dict[str, list[str]] = {}
+        for c in r["checks"]:
+            if not c["passed"]:
+                phases_of.setdefault(str(c["name"]), []).append(str(c["phase"]))
+        failed = [f"{name} ({', '.join(ph)})" for name, ph in phases_of.items()]
         rows.append(
             f'<tr class="{"pass" if r["passed"] else "fail"}"><td class="n">{i}</td>'
             f'<td><a href="#run-{i}">{_e(_short(_short_test(str(r["test"])), 80))}</a></td>'
