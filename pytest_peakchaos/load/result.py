@@ -140,8 +140,27 @@ def _hdr_ms(h: HdrHistogram | None, q: float) -> float:
     return float(h.get_value_at_percentile(q)) / 1000.0
 
 
+class _Percentiles:
+    """p50/p95/p99 in ms from the subclass's ``percentile_ms(q)``."""
+
+    def percentile_ms(self, q: float) -> float:
+        raise NotImplementedError
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile_ms(50)
+
+    @property
+    def p95_ms(self) -> float:
+        return self.percentile_ms(95)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile_ms(99)
+
+
 @dataclass
-class ActionStats:
+class ActionStats(_Percentiles):
     """Totals for one action over the run."""
 
     action: str
@@ -178,18 +197,6 @@ class ActionStats:
     def percentile_ms(self, q: float, status_class: str | None = None) -> float:
         """Latency percentile ``q`` (0..100) in ms, from intended send time, optionally for one class."""
         return _hdr_ms(self.latency if status_class is None else self.by_class.get(status_class), q)
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p95_ms(self) -> float:
-        return self.percentile_ms(95)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
 
     @property
     def max_ms(self) -> float:
@@ -271,25 +278,13 @@ def _decode(text: str) -> HdrHistogram:
     return h
 
 
-class _SketchPercentiles:
+class _SketchPercentiles(_Percentiles):
     """Percentiles of a ``sketch`` attribute (a :class:`LogSketch`), in milliseconds."""
 
     sketch: LogSketch
 
     def percentile_ms(self, q: float) -> float:
         return self.sketch.quantile_us(q / 100.0) / 1000.0
-
-    @property
-    def p50_ms(self) -> float:
-        return self.percentile_ms(50)
-
-    @property
-    def p95_ms(self) -> float:
-        return self.percentile_ms(95)
-
-    @property
-    def p99_ms(self) -> float:
-        return self.percentile_ms(99)
 
     @property
     def max_ms(self) -> float:

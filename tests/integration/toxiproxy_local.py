@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from pytest_peakchaos.toxiproxy import ToxiproxyClient
+from tests.conftest import require_docker, unavailable
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -47,13 +48,6 @@ __all__ = [
     "require_image",
     "unavailable",
 ]
-
-
-def unavailable(message: str) -> NoReturn:
-    """Skip the test -- or fail it when ``CI`` is set, where everything must be present."""
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def free_port() -> int:
@@ -319,26 +313,6 @@ def raw_get(port: int, path: str = "/ok", timeout_s: float = 5.0) -> RawResponse
 
 
 # --------------------------------------------------------------------------- docker
-
-
-def require_docker() -> DockerClient:
-    """A connected docker SDK client, or skip (fail under ``CI``) when no engine is reachable.
-
-    The caller closes it (``client.close()``).
-    """
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        unavailable(f"the docker SDK is not installed: {exc}")
-    client = None
-    try:
-        client = docker.from_env(timeout=20)
-        client.ping()
-    except Exception as exc:
-        if client is not None:
-            client.close()
-        unavailable(f"Docker engine unreachable ({type(exc).__name__}: {exc}); start dockerd or set DOCKER_HOST")
-    return client
 
 
 def require_image(client: DockerClient, image: str) -> None:
