@@ -429,7 +429,7 @@ def test_new_document_stamps_schema_time_and_version() -> None:
 
 def test_summary_lines_header_checks_and_actions() -> None:
     lines = summary_lines(make_run())
-    assert lines[0] == f"PASSED {TEST_ID}  double11 seed=1234 scale=1 40s"
+    assert lines[0] == f"graceful {TEST_ID}  double11 seed=1234 scale=1 40s"
     assert lines[1].split() == ["checks", "phase", "result", "expected", "measured"]
     check_rows = lines[2:8]
     assert [r.split()[0] for r in check_rows] == ["isolation", "fail_fast", "honest_degradation", "nothing_lost",
@@ -454,7 +454,7 @@ def test_summary_lines_for_a_failed_run_mark_the_failed_checks() -> None:
     run = make_run(naive=True)
     run["checks"][0]["measured"] = "x" * 300 + "\nsecond line"
     lines = summary_lines(run)
-    assert lines[0].startswith("FAILED ")
+    assert lines[0].startswith("NOT graceful ")
     fails = [line for line in lines if "  FAIL  " in line]
     assert [line.split()[0] for line in fails] == ["isolation", "fail_fast", "honest_degradation"]
     assert any(line.rstrip().endswith("…") for line in fails)
