@@ -37,3 +37,19 @@ def docker_engine() -> Iterator[Any]:
     client = require_docker()
     yield client
     client.close()
+
+
+#: set to 1 to run the long forms (``@pytest.mark.slow``) without ``-m slow``
+SLOW_ENV = "PEAKCHAOS_SLOW"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long forms (``@pytest.mark.slow``) run only when asked for: ``-m slow``, ``PEAKCHAOS_SLOW=1``
+    (or the older ``PEAKCHAOS_LONG_SEARCH=1``); ``make test`` / CI run the short forms."""
+    markexpr = str(config.getoption("markexpr", "") or "")
+    if os.environ.get(SLOW_ENV) or os.environ.get("PEAKCHAOS_LONG_SEARCH") or "slow" in markexpr:
+        return
+    skip = pytest.mark.skip(reason=f"long form: run with -m slow or {SLOW_ENV}=1")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)

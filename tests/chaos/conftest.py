@@ -57,19 +57,6 @@ settings.register_profile(
 settings.register_profile("peakchaos-chaos-long", max_examples=40, **_live)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long search (``@pytest.mark.slow`` here) runs only when asked for: ``-m slow`` or
-    ``PEAKCHAOS_LONG_SEARCH=1``; ``make test`` / CI run the bounded versions."""
-    markexpr = str(config.getoption("markexpr", "") or "")
-    if os.environ.get(LONG_SEARCH_ENV) or "slow" in markexpr:
-        return
-    here = Path(__file__).resolve().parent
-    skip = pytest.mark.skip(reason=f"long property search: run with -m slow or {LONG_SEARCH_ENV}=1")
-    for item in items:
-        if item.get_closest_marker("slow") is not None and here in Path(item.path).resolve().parents:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="module")
 def naive_stack(docker_engine: Any) -> Iterator[Stack]:
     """A second reference shop with ``CLOUD_MODE=naive`` (no timeout, no breaker, no outbox),
