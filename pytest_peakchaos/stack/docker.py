@@ -334,6 +334,7 @@ class DockerStack(Stack):
         ports: list[tuple[int, str, int | None]],
         svc: ServiceSpec | None = None,
         environment: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> Container:
         api = self.client.api
         create_kwargs: dict[str, Any] = {
@@ -346,6 +347,8 @@ class DockerStack(Stack):
             ),
             "environment": environment or {},
         }
+        if command is not None:
+            create_kwargs["command"] = command
         if svc is not None:
             if svc.command is not None:
                 create_kwargs["command"] = svc.command
@@ -382,7 +385,11 @@ class DockerStack(Stack):
 
         ports: list[tuple[int, str, int | None]] = [(TOXIPROXY_API_PORT, "tcp", None)]
         ports += [(link.listen_port, "tcp", None) for link in self.spec.links]
-        self._run_container("toxiproxy", self.toxiproxy_image, aliases=[TOXIPROXY_ALIAS], ports=ports)
+        # -proxy-metrics: per-proxy byte counters on GET /metrics, the link's own evidence of traffic
+        self._run_container(
+            "toxiproxy", self.toxiproxy_image, aliases=[TOXIPROXY_ALIAS], ports=ports,
+            command=["-host=0.0.0.0", "-proxy-metrics"],
+        )
         api_url = f"http://{LOOPBACK}:{self._ports[('toxiproxy', TOXIPROXY_API_PORT)]}"
         self._toxiproxy = ToxiproxyClient(api_url)
         try:
