@@ -23,7 +23,7 @@ from pytest_peakchaos.stack.base import Stack
 
 from .conftest import NAIVE_LEGACY_ACTIONS, RunFn
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker]
 
 #: A and B: double11's sale-night curve at 3/4 of the built-in rates (baseline 3.75 sessions/s,
 #: forecast 15/s, midnight spike 45/s), 40 s, the legacy link slow from 8 s to 28 s: the fault
