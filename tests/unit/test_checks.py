@@ -215,7 +215,9 @@ def test_policy_defaults_and_overrides() -> None:
         ({"ledger": "no"}, "ledger turns a check on or off and takes True or False"),
         ({"dishonest_kinds": ("status_5xx", "boom")}, "unknown kind(s) 'boom'; valid values: status_5xx"),
         ({"honest_statuses": [503, 999]}, "honest_statuses must be HTTP status codes"),
-        ({"enabled": ("isolation", "speed")}, "unknown check(s) 'speed'; valid values: isolation"),
+        ({"enabled": ("isolation", "speed")}, "unknown check(s) 'speed'; valid values: baseline, isolation"),
+        ({"strict": "yes"}, "strict must be True or False"),
+        ({"retry_after_statuses": ["503"]}, "retry_after_statuses must be HTTP status codes"),
         ({"min_requests": 2.5}, "min_requests must be a whole number"),
         ({"patience_s": 0}, "patience_s must be > 0"),
     ],
@@ -228,7 +230,7 @@ def test_policy_errors_name_the_key(overrides: dict[str, Any], message: str) -> 
 
 
 def test_unknown_key_lists_check_names_too() -> None:
-    with pytest.raises(ValueError, match="a check name to turn it on/off \\(isolation, fail_fast, honest_degradation, ledger, recovery, amplification\\)"):
+    with pytest.raises(ValueError, match="a check name to turn it on/off \\(baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification\\)"):
         resolve_policy({"nope": 1})
     with pytest.raises(ValueError, match="checks: expected a Policy, a dict of overrides"):
         resolve_policy(["isolation"])  # type: ignore[arg-type]
@@ -374,7 +376,7 @@ def test_honest_degradation_fails_on_500s_resets_and_timeouts_in_their_phase(bad
 
 def test_reconcile_missing_and_duplicated_keys() -> None:
     rec = Reconciliation.reconcile(["k1", "k2", "k2", "k3"], ["k1", "k1", "k3", "other", "pc-x-1", "pc-x-1"], also=lambda k: k.startswith("pc-x-"))
-    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2}
+    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2, "settled": False, "waited_s": 0.0, "last_error": ""}
     assert rec.missing_keys == ("k2",) and rec.duplicated_keys == ("k1", "pc-x-1")
 
 
@@ -387,9 +389,9 @@ def test_ledger_check() -> None:
     [r] = ledger(evidence(load, ledger=Reconciliation.reconcile(["a", "b"], ["a", "a"])), Policy())
     assert not r.passed and "1 missing, 1 duplicated" in r.measured and "missing e.g. b" in r.detail
     [r] = ledger(evidence(load, ledger=None, ledger_note="the stack has no ledger hook"), Policy())
-    assert r.passed and r.skipped and r.measured == "skipped: the stack has no ledger hook"
-    [r] = ledger(evidence(load, ledger=Reconciliation.reconcile([], [])), Policy())
-    assert r.passed and r.measured == "no order was acknowledged"
+    assert r.skipped and r.outcome == "not measured" and r.measured == "not measured: the stack has no ledger hook"
+    [r] = ledger(evidence(build(40, {"browse": steady(0, 40, 20, 5)}), ledger=Reconciliation.reconcile([], [])), Policy())
+    assert r.skipped and r.measured == "not measured: no order was attempted"
 
 
 # ------------------------------------------------------------------------------------ recovery
@@ -405,26 +407,25 @@ def _with_total_failure(until: float) -> dict[str, list[Sample]]:
 
 def test_recovery_passes_when_success_is_back_soon() -> None:
     [r] = recovery(evidence(build(40, _with_total_failure(32))), Policy())
-    assert r.passed and r.measured == "back to >= 99.0% 2s after the faults ended"
-    assert r.expected == "success >= 99.0% within 5s of the faults' end (baseline 100.0%)"
+    assert r.passed and r.measured == "back to >= 99.0% 2s after the last revert"
+    assert r.expected == "success >= 99.0% within 5s of the last revert at 30.0s (baseline 100.0%)"
 
 
 def test_recovery_fails_when_slow_or_never() -> None:
     [r] = recovery(evidence(build(40, _with_total_failure(37))), Policy())
-    assert not r.passed and r.measured == "back to >= 99.0% 7s after the faults ended"
+    assert not r.passed and r.measured == "back to >= 99.0% 7s after the last revert"
     assert recovery(evidence(build(40, _with_total_failure(37))), Policy(recovery_within_s=8))[0].passed
     [r] = recovery(evidence(build(40, _with_total_failure(40))), Policy())
     assert not r.passed and r.measured == "not back by the end of the run: 0.0% in the last 2s"
 
 
-def test_recovery_skips_without_baseline_or_recovery_phase() -> None:
+def test_recovery_needs_a_recovery_phase_not_a_baseline() -> None:
     load = build(40, healthy())
     [r] = recovery(evidence(load, derive_phases([(0, 20)], 40)), Policy())
-    assert r.skipped and r.measured == "skipped: no baseline phase (the first fault starts at 0s)"
+    assert r.passed and not r.skipped  # an absolute floor: no baseline needed
     [r] = recovery(evidence(load, derive_phases([(10, 38)], 40)), Policy())
-    assert r.skipped and "no recovery phase: only 2s after the last fault (need >= 3s)" in r.measured
-    [r] = recovery(evidence(load, derive_phases([], 40)), Policy())
-    assert r.skipped and r.phase == "run" and "no faults" in r.measured
+    assert r.skipped and "no recovery phase: only 2s after the last fault was reverted (need >= 3s)" in r.measured
+    assert recovery(evidence(load, derive_phases([], 40)), Policy()) == []  # no faults: nothing to recover from
 
 
 # ------------------------------------------------------------------------------------ amplification
@@ -447,7 +448,7 @@ def test_amplification_without_faults_judges_the_whole_run_and_skips_without_cou
     [r] = amplification(evidence(load, derive_phases([], 40), amplification=amp), Policy())
     assert r.passed and r.phase == "baseline" and r.measured.startswith("1.00 calls per action")
     [r] = amplification(evidence(load, amplification=None, amplification_note="no legacy call counter: x"), Policy())
-    assert r.skipped and r.measured == "skipped: no legacy call counter: x"
+    assert r.skipped and r.measured == "not measured: no legacy call counter: x"
 
 
 def test_amplification_from_bytes_is_relative_to_the_baseline() -> None:
@@ -465,7 +466,7 @@ def test_amplification_from_bytes_is_relative_to_the_baseline() -> None:
 def test_evaluate_runs_enabled_checks_in_order() -> None:
     ev = evidence(build(40, healthy()), ledger=Reconciliation.reconcile(["a"], ["a"]))
     names = [r.name for r in evaluate(ev, Policy())]
-    assert names == ["isolation"] * 3 + ["fail_fast"] * 3 + ["honest_degradation"] * 3 + ["ledger", "recovery", "amplification"]
+    assert names == ["baseline"] + ["isolation"] * 3 + ["fail_fast"] * 3 + ["honest_degradation"] * 3 + ["ledger", "recovery", "amplification"]
     assert "ledger" not in [r.name for r in evaluate(ev, Policy().with_(ledger=False))]
 
 
@@ -477,10 +478,10 @@ def test_table_is_aligned_and_failed_rows_come_first() -> None:
     ]
     text = format_table(rows)
     lines = text.splitlines()
-    assert lines[0].split() == ["check", "phase", "expected", "measured", "ok"]
+    assert lines[0].split() == ["check", "phase", "expected", "measured", "result"]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].startswith("isolation  fault") and lines[2].endswith("FAIL")
-    assert lines[3].endswith("ok") and lines[4].endswith("skip")
+    assert lines[3].endswith("pass") and lines[4].endswith("not measured")
     # columns line up: "measured" starts at the same offset on every row
     col = lines[0].index("measured")
     assert lines[2][col:].startswith("browse success 41.0%") and lines[3][col:].startswith("lowest:")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pytest_peakchaos import latency
-from pytest_peakchaos.checks import CheckResult, Policy, Reconciliation, derive_phases, evaluate
+from pytest_peakchaos.checks import Amplification, CheckResult, Policy, Reconciliation, derive_phases, evaluate
 from pytest_peakchaos.experiment import (
     Experiment,
     ExperimentResult,
@@ -248,11 +248,13 @@ def test_run_aligns_faults_with_the_load_and_reverts_them(shop: FakeStack) -> No
         "normal", duration=5, faults=[latency(ms=40, start=1.5, length=2)], seed=5, scale=0.4,
         checks=SMALL, settle="3s",
     )
-    assert [(p.name, p.start, p.end) for p in result.phases] == [("baseline", 0, 1.5), ("fault", 1.5, 3.5), ("recovery", 3.5, 5)]
     events = [(e["action"], e["t"]) for e in result.fault_events]
     assert [a for a, _ in events] == ["apply", "revert"]
     # applied and reverted on the load's clock (generous margins: a busy 2-core machine)
     assert 1.4 <= events[0][1] <= 2.3 and 3.4 <= events[1][1] <= 4.3
+    # phases follow what happened: the fault phase ends at the recorded revert, not the plan
+    assert [(p.name, p.start) for p in result.phases] == [("baseline", 0), ("fault", 1.5), ("recovery", events[1][1])]
+    assert result.phase("fault").end == events[1][1] and result.phase("recovery").end == 5
     assert not shop.the_link.active and shop.state.slow_s == 0.0
     # progress: one line a second with live numbers from the engine
     assert 3 <= len(lines) <= 7 and "req/s" in lines[1] and "errors" in lines[1]
@@ -273,13 +275,13 @@ def test_run_dict_follows_the_report_schema(shop: FakeStack) -> None:
     assert json.loads(json.dumps(d)) == d
     assert d["test"] == "tests/test_x.py::test_y" and d["seed"] == 9 and d["passed"] is result.passed
     assert set(d) == {
-        "test", "seed", "profile", "scale", "duration_s", "passed", "phases", "faults", "fault_events", "sessions",
+        "test", "seed", "profile", "scale", "duration_s", "passed", "strict", "not_measured", "warning", "phases", "faults", "fault_events", "sessions",
         "requests", "legacy_calls_per_session", "legacy_actions", "actions", "series", "checks", "ledger", "legacy", "failure",
     }
     [f] = d["faults"]
     assert f["kind"] == "toxic" and f["describe"] == "latency 30ms downstream 1s→3s" and (f["start"], f["end"]) == (1.0, 3.0)
     assert set(d["fault_events"][0]) == {"t", "action", "fault", "via"}
-    assert set(d["checks"][0]) == {"name", "phase", "passed", "expected", "measured", "detail"}
+    assert set(d["checks"][0]) == {"name", "phase", "outcome", "passed", "expected", "measured", "reason", "detail"}
     assert set(d["sessions"]) == {"arrived", "started", "refused_by_cap", "completed", "abandoned"}
     assert d["legacy"]["calls"] >= 1 and d["ledger"]["acknowledged"] == d["ledger"]["found"]
     # one row per second, gaps filled with empty seconds
@@ -331,16 +333,21 @@ def test_legacy_stats_counter_reads_stock_and_orders(shop: FakeStack) -> None:
 # ------------------------------------------------------------------------------------ verdict text
 
 
-def _result(samples: dict[str, Any], *, seed: int = 1234, name: str = "tests/test_shop.py::test_b") -> ExperimentResult:
+def _result(
+    samples: dict[str, Any], *, seed: int = 1234, name: str = "tests/test_shop.py::test_b", counter: bool = True,
+    policy: Policy | None = None,
+) -> ExperimentResult:
+    policy = policy or Policy()
     load = build(40, samples, seed=seed)
     phases = derive_phases([(10, 30)], 40)
-    ev = evidence(load, phases, ledger=Reconciliation.reconcile(["a"], ["a"]))
+    amp = Amplification("calls", "GET /stats", 600, 480, {"baseline": (120.0, 120), "fault": (300.0, 240), "recovery": (180.0, 120)})
+    ev = evidence(load, phases, ledger=Reconciliation.reconcile(["a"], ["a"]), amplification=amp if counter else None)
     fault = latency(ms=800, jitter=200, start=10, length=20)
     return ExperimentResult(
         name=name, load=load, seed=seed, profile="double11", scale=1.0, duration_s=40.0, phases=phases,
         faults=(fault,), fault_windows=tuple(FaultSchedule([fault], 40).windows()),
         fault_events=[{"t": 10.0, "action": "apply", "fault": fault.describe(), "via": "x", "detail": ""}],
-        ledger=ev.ledger, amplification=None, checks=evaluate(ev, Policy()), policy=Policy(),
+        ledger=ev.ledger, amplification=ev.amplification, checks=evaluate(ev, policy), policy=policy,
         legacy_actions=load.legacy_actions, request_timeout_s=5.0,
     )
 
@@ -354,17 +361,16 @@ def test_assert_graceful_message_is_a_small_table_with_the_replay_line() -> None
         result.assert_graceful()
     text = str(info.value)
     lines = text.splitlines()
-    assert lines[0] == "graceful degradation failed: 2 of 12 checks (tests/test_shop.py::test_b)"
+    assert lines[0] == "graceful degradation failed: 2 of 14 checks (tests/test_shop.py::test_b)"
     assert lines[1] == "faults: latency 800±200ms downstream 10s→30s"
     header = lines[3]
-    assert header.split() == ["check", "phase", "expected", "measured", "ok"]
-    body = lines[5:5 + 12]
+    assert header.split() == ["check", "phase", "expected", "measured", "result"]
+    body = lines[5:5 + 14]
     # failed rows first, each a single aligned line
     assert body[0].startswith("isolation") and body[0].endswith("FAIL") and "fault" in body[0]
     assert "browse success 41.0% (baseline 100.0%)" in body[0]
     assert body[1].startswith("honest_degradation") and body[1].endswith("FAIL")
-    assert all(b.endswith(("ok", "skip")) for b in body[2:])
-    assert len({len(line) for line in [header, *body] if not line.endswith("skip")}) >= 1
+    assert all(b.endswith("pass") for b in body[2:])
     assert lines[-1] == "replay: seed=1234 profile=double11 scale=1"
     assert result.failure_message() == text
     assert result.to_dict()["failure"] == text
@@ -382,3 +388,20 @@ def test_passing_result_and_summary() -> None:
     with pytest.raises(KeyError):
         result.check("speed")
     assert isinstance(result.checks[0], CheckResult)
+
+
+def test_not_measured_fails_a_strict_run_and_warns_a_lenient_one() -> None:
+    strict = _result(healthy(), counter=False)
+    assert not strict.passed
+    [row] = [c for c in strict.checks if c.name == "amplification"]
+    assert row.outcome == "not measured" and not row.passed and row.status == "NOT MEASURED"
+    text = strict.failure_message() or ""
+    assert "1 of them not measured, which fails a strict policy" in text and "NOT MEASURED" in text
+    lenient = _result(healthy(), counter=False, policy=Policy(strict=False))
+    assert lenient.passed and lenient.failure_message() is None
+    assert lenient.warning is not None and "amplification/run (no legacy call counter)" in lenient.warning
+    assert lenient.warning in lenient.summary()
+    d = lenient.to_dict()
+    assert d["not_measured"] == 1 and d["strict"] is False and d["warning"] == lenient.warning
+    [c] = [c for c in d["checks"] if c["name"] == "amplification"]
+    assert c["outcome"] == "not measured" and c["reason"] == "no legacy call counter"
