@@ -9,6 +9,7 @@ Toxiproxy proxy that slows the stub down while a toxic is on.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_peakchaos import latency
-from pytest_peakchaos.checks import Amplification, CheckResult, Policy, Reconciliation, derive_phases, evaluate
+from pytest_peakchaos.checks import Amplification, CheckResult, CounterReading, Policy, Reconciliation, derive_phases, evaluate
 from pytest_peakchaos.experiment import (
     Experiment,
     ExperimentResult,
@@ -27,8 +28,9 @@ from pytest_peakchaos.experiment import (
     legacy_stats_counter,
     toxiproxy_bytes_counter,
 )
+from pytest_peakchaos.evidence import BoundaryReadings, phase_deltas, realised_phases, settle_and_reconcile
 from pytest_peakchaos.faults import FaultSchedule
-from pytest_peakchaos.link import Link
+from pytest_peakchaos.link import Link, LinkEvent
 from tests.unit.test_checks import build, evidence, healthy, mix, steady
 
 # ------------------------------------------------------------------------------------ stub shop
@@ -405,3 +407,86 @@ def test_not_measured_fails_a_strict_run_and_warns_a_lenient_one() -> None:
     assert d["not_measured"] == 1 and d["strict"] is False and d["warning"] == lenient.warning
     [c] = [c for c in d["checks"] if c["name"] == "amplification"]
     assert c["outcome"] == "not measured" and c["reason"] == "no legacy call counter"
+
+
+# ------------------------------------------------------------------------------------ evidence sources
+
+
+def _window(start: float, end: float) -> Any:
+    return next(iter(FaultSchedule([latency(ms=800, start=start, length=end - start)], 40).windows()))
+
+
+def test_phases_come_from_the_recorded_revert_not_the_plan() -> None:
+    w = _window(10, 30)
+    desc = w.fault.describe()
+    real = realised_phases([w], [LinkEvent(10.02, "apply", desc, "t1"), LinkEvent(31.7, "revert", desc, "recreate")], 40)
+    assert [(p.name, p.start, p.end) for p in real.phases] == [("baseline", 0, 10), ("fault", 10, 31.7), ("recovery", 31.7, 40)]
+    assert real.problems == {}
+
+
+def test_a_fault_that_did_not_apply_or_was_lost_is_a_phase_problem() -> None:
+    w = _window(10, 30)
+    desc = w.fault.describe()
+    failed = realised_phases([w], [LinkEvent(10.1, "error", desc, "apply", "ToxiproxyError: 500")], 40)
+    assert "did not apply (ToxiproxyError: 500)" in failed.problems["fault"] and "never applied" in failed.problems["recovery"]
+    lost = realised_phases([w], [LinkEvent(10.0, "apply", desc), LinkEvent(14.0, "error", desc, "re-apply", "timed out"),
+                                 LinkEvent(30.0, "revert", desc)], 40)
+    assert lost.problems == {"fault": f"the faults did not really happen: {desc} was lost at 14.0s (re-apply failed: timed out)"}
+    stuck = realised_phases([w], [LinkEvent(10.0, "apply", desc), LinkEvent(30.0, "error", desc, "revert", "RevertError: x")], 40)
+    assert stuck.problems == {"recovery": f"{desc}: its revert failed: RevertError: x"} and stuck.phases[-1].name == "fault"
+
+
+def test_a_counter_read_failing_at_a_boundary_is_named() -> None:
+    values = iter([CounterReading(10.0), None, CounterReading(50.0)])
+
+    def flaky() -> CounterReading | None:
+        return next(values)
+
+    def broken() -> CounterReading | None:
+        raise OSError("connection refused")
+
+    readings = BoundaryReadings({"legacy": flaky, "link": broken})
+    for t in (0.0, 10.0, math.inf):
+        readings.read(t)
+    phases = derive_phases([(10, 30)], 40)[:2]
+    deltas, unread = phase_deltas(readings, "legacy", phases, end_t=math.inf)
+    assert deltas == {} and unread == {
+        "baseline": "the legacy counter could not be read at 10s: no answer",
+        "fault": "the legacy counter could not be read at 10s: no answer",
+    }
+    _, unread = phase_deltas(readings, "link", phases, end_t=math.inf)
+    assert unread["baseline"] == "the link counter could not be read at 0s: OSError: connection refused"
+
+
+def test_ledger_polling_reports_unreadable_and_unsettled() -> None:
+    def down() -> list[dict[str, Any]]:
+        raise OSError("legacy paused")
+
+    rec, error = settle_and_reconcile(down, ["a", "b"], prefix="pc-x-", settle_s=0.2, poll_s=0.05)
+    assert rec is None and error == "no answer within 0.2s (2 acknowledged orders unchecked); last error: OSError: legacy paused"
+    calls = iter([[{"idempotency_key": "a"}]] * 100)
+    answers: list[Any] = []
+
+    def partial() -> list[dict[str, Any]]:
+        answers.append(1)
+        if len(answers) % 2 == 0:
+            raise OSError("outbox stuck")
+        return next(calls)
+
+    rec, error = settle_and_reconcile(partial, ["a", "b"], prefix="pc-x-", settle_s=0.3, poll_s=0.05)
+    assert error == "" and rec is not None and not rec.settled and rec.missing == 1 and rec.waited_s >= 0.25
+    assert rec.last_error == "" or rec.last_error == "OSError: outbox stuck"
+
+
+def test_a_fault_that_fails_to_apply_leaves_its_window_not_measured(shop: FakeStack) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Toxiproxy said 500")
+
+    shop.proxy.add_toxic = refuse  # type: ignore[method-assign]
+    result = Experiment(shop).run("normal", 4, [latency(ms=30, start=1, length=2)], seed=3, scale=0.3,  # type: ignore[arg-type]
+                                  checks=SMALL, settle="1s")
+    assert not result.passed
+    assert result.checks[0].name == "faults_applied" and not result.checks[0].passed
+    fault_rows = [c for c in result.checks if c.phase == "fault" and c.name != "faults_applied"]
+    assert fault_rows and all(c.outcome in ("not measured", "fail") for c in fault_rows)
+    assert any("did not apply (RuntimeError: Toxiproxy said 500)" in c.reason for c in fault_rows)
