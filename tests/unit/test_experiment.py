@@ -490,3 +490,21 @@ def test_a_fault_that_fails_to_apply_leaves_its_window_not_measured(shop: FakeSt
     fault_rows = [c for c in result.checks if c.phase == "fault" and c.name != "faults_applied"]
     assert fault_rows and all(c.outcome in ("not measured", "fail") for c in fault_rows)
     assert any("did not apply (RuntimeError: Toxiproxy said 500)" in c.reason for c in fault_rows)
+
+
+def test_junit_properties_name_not_measured_checks_and_the_hook_gets_the_result(shop: FakeStack) -> None:
+    from types import SimpleNamespace
+
+    from pytest_peakchaos.fixture import Chaos
+
+    session = SimpleNamespace(settings=SimpleNamespace(seed=4, scale=1.0), results=[])
+    props: list[tuple[str, object]] = []
+    finished: list[ExperimentResult] = []
+    chaos = Chaos(shop, session, test="tests/t.py::test_x", record=lambda k, v: props.append((k, v)),  # type: ignore[arg-type]
+                  finished=finished.append)
+    # the fault lasts to the end of the load: recovery cannot be measured
+    result = chaos.run("normal", 3, [latency(ms=20, start=1, length=2)], scale=0.3, checks=SMALL, settle="1s")
+    assert finished == [result]
+    d = dict(props)
+    assert "recovery/recovery" in str(d["peakchaos_not_measured_checks"]).split(",")
+    assert d["peakchaos_verdict"] == "not graceful" and d["peakchaos_passed"] is False
