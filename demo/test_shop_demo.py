@@ -42,3 +42,15 @@ def test_legacy_down_checkout_is_queued_not_lost(peakchaos_stack, legacy_link):
             break
         time.sleep(0.25)
     assert sum(o["idempotency_key"] == key for o in peakchaos_stack.ledger()) == 1
+
+
+def test_a_fault_to_the_end_leaves_recovery_not_measured(peakchaos):
+    """The report's third outcome: the fault lasts until the load ends, so recovery cannot be
+    measured. Lenient here (strict=False), so the run passes with a visible warning; by default
+    (strict) the same row fails the run."""
+    run = peakchaos.run(profile="double11", duration="12s", scale=0.75,
+                        faults=[latency(ms=300, start="6s", length="6s")], checks={"strict": False})
+    row = run.check("recovery")
+    assert row.outcome == "not measured" and "no recovery phase" in row.reason, run.summary()
+    assert run.warning and "recovery/recovery" in run.warning
+    run.assert_graceful()

@@ -4,21 +4,24 @@ Every check looks at the load a run measured (:class:`~pytest_peakchaos.load.Loa
 run's *phases* and, for some, what the stack said afterwards (ledger, legacy call counter):
 
 =====================  ===========================================================================
+``baseline``           before any fault, the system works: requests were answered, every action
+                       succeeds, none is mostly 404/405, legacy-bound traffic crossed the link
 ``isolation``          actions that need no legacy keep their success rate (absolute) and their
                        p95 latency (relative to the baseline phase, with an absolute floor)
 ``fail_fast``          legacy-bound actions answer within a bound (p99), none hangs to the client
                        time-out
 ``honest_degradation`` failures are explicit (503 / 429 / 202 queued), not 500s, resets or time-outs
 ``ledger``             every acknowledged order is in the system of record exactly once
-``recovery``           after the faults end, success is back to the baseline within a bound
+``recovery``           after the faults end, success is back to an absolute floor within a bound
 ``amplification``      calls reaching legacy per legacy-bound action stay under a factor
 =====================  ===========================================================================
 
-Phases come from the fault schedule: ``baseline`` = before the first fault, ``fault`` = from the
-first fault's start to the last one's end, ``recovery`` = after that; a run without faults is one
-``baseline`` phase. A check that needs a phase which is missing or shorter than
-:attr:`Policy.min_phase_s` reports itself as *skipped* (a passing row whose measured text says
-why), never silently.
+Phases come from the faults' recorded apply/revert times: ``baseline`` = before the first fault,
+``fault`` = from the first fault's start to the last one's revert, ``recovery`` = after that; a run
+without faults is one ``baseline`` phase. Every row has one of three outcomes: ``pass``, ``fail``
+or ``not measured`` (with the reason: a phase missing or shorter than :attr:`Policy.min_phase_s`,
+no counter, a fault that did not really happen, ...). With ``Policy(strict=True)`` (the default) a
+``not measured`` row fails the run; with ``strict=False`` it passes with a visible warning.
 
 Windows are whole seconds of the load's per-second series, by *intended* send time, lying fully
 inside a phase. Nothing here imports pytest; see docs/checks.md for the numbers and their reasons.
@@ -36,7 +39,10 @@ if TYPE_CHECKING:
     from pytest_peakchaos.load.result import LoadResult, LogSketch, WindowStats
 
 __all__ = [
+    "CHECK_ALIASES",
     "CHECK_NAMES",
+    "NOT_MEASURED",
+    "OUTCOMES",
     "CHECKS",
     "PHASE_NAMES",
     "Amplification",
@@ -48,6 +54,7 @@ __all__ = [
     "Policy",
     "Reconciliation",
     "amplification",
+    "baseline",
     "derive_phases",
     "evaluate",
     "fail_fast",
@@ -55,12 +62,18 @@ __all__ = [
     "honest_degradation",
     "isolation",
     "ledger",
+    "not_measured_warning",
     "recovery",
     "resolve_policy",
 ]
 
 #: Every check, in the order they are evaluated and shown.
-CHECK_NAMES: tuple[str, ...] = ("isolation", "fail_fast", "honest_degradation", "ledger", "recovery", "amplification")
+CHECK_NAMES: tuple[str, ...] = ("baseline", "isolation", "fail_fast", "honest_degradation", "ledger", "recovery", "amplification")
+#: Old spellings (README before peakchaos 0.2) -> the check's name; accepted with a DeprecationWarning.
+CHECK_ALIASES: dict[str, str] = {"nothing_lost": "ledger", "bounded_amplification": "amplification"}
+#: The three outcomes of a row.
+PASS, FAIL, NOT_MEASURED = "pass", "fail", "not measured"
+OUTCOMES: tuple[str, ...] = (PASS, FAIL, NOT_MEASURED)
 PHASE_NAMES: tuple[str, ...] = ("baseline", "fault", "recovery")
 #: phase name of checks that look at the whole run
 RUN = "run"
@@ -95,9 +108,14 @@ class Policy:
     #: honest_degradation: error kinds (the load engine's ``ERROR_KINDS``) that are dishonest.
     #: ``status_4xx`` is not here: 409/429/400 are explicit answers.
     dishonest_kinds: tuple[str, ...] = ("status_5xx", "timeout", "reset", "refused", "other")
-    #: honest_degradation: 5xx status codes that are explicit back-pressure, not breakage (503 with
-    #: Retry-After). 429 is a 4xx and 202 "queued" a success, so both are honest anyway.
+    #: honest_degradation: status codes that are explicit back-pressure, not breakage. 503 (with
+    #: Retry-After) by default; widen it for an edge proxy that answers a fast 504 when the backend
+    #: is slow (``honest_statuses=(503, 504)``). 429 is a 4xx and 202 "queued" a success, so both
+    #: are honest anyway (429 still needs Retry-After, see ``retry_after_statuses``).
     honest_statuses: tuple[int, ...] = (503,)
+    #: honest_degradation: these statuses are honest only with a ``Retry-After`` header: a shopper
+    #: (or a client library) must be told when to come back. ``()``: do not require it.
+    retry_after_statuses: tuple[int, ...] = (429, 503)
     #: honest_degradation: share of all requests that may fail dishonestly (0: none may).
     honest_max_share: float = 0.0
     #: isolation / recovery: an answer slower than this (s) counts as unavailable: the shopper
@@ -106,7 +124,8 @@ class Policy:
     patience_s: float | None = None
     #: recovery: seconds after the last fault ends by which success must be back (and stay).
     recovery_within_s: float = 5.0
-    #: recovery: the success rate (all actions) to get back to; the baseline's own rate if lower.
+    #: recovery: the success rate (all actions) to get back to: an absolute floor, never lowered by
+    #: a bad baseline (a baseline that bad fails the ``baseline`` check first).
     recovery_min_success: float = 0.99
     #: recovery: success is judged over sliding windows of this many seconds.
     recovery_window_s: float = 2.0
@@ -117,11 +136,20 @@ class Policy:
     min_phase_s: float = 3.0
     #: an action with fewer requests than this in a phase is judged only as part of its group.
     min_requests: int = 20
+    #: baseline: an action whose baseline answers are at least this share 404/405 is bound wrongly
+    #: (the profile calls routes the system does not have).
+    baseline_max_not_found: float = 0.5
+    #: strict (default): a check that is enabled but could not be measured fails the run with its
+    #: reason. ``False``: such rows pass, with a warning in every report.
+    strict: bool = True
     #: the checks that run (names from :data:`CHECK_NAMES`).
     enabled: tuple[str, ...] = CHECK_NAMES
 
     def __post_init__(self) -> None:
-        for name in ("isolation_min_success", "recovery_min_success", "fail_fast_hang_fraction", "honest_max_share"):
+        if not isinstance(self.strict, bool):
+            raise ValueError(f"checks: strict must be True or False, got {self.strict!r}")
+        for name in ("isolation_min_success", "recovery_min_success", "fail_fast_hang_fraction", "honest_max_share",
+                     "baseline_max_not_found"):
             _fraction(name, getattr(self, name))
         for name in ("isolation_p95_factor", "amplification_max"):
             _positive(name, getattr(self, name), minimum=1.0)
@@ -142,14 +170,15 @@ class Policy:
         if bad:
             raise ValueError(f"checks: dishonest_kinds: unknown kind(s) {', '.join(map(repr, bad))}; valid values: {', '.join(ERROR_KINDS)}")
         object.__setattr__(self, "dishonest_kinds", kinds)
-        codes = self.honest_statuses
-        if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
-            raise ValueError(f"checks: honest_statuses must be a list of HTTP status codes, got {codes!r}")
-        codes = tuple(codes)
-        if any(isinstance(c, bool) or not isinstance(c, int) or not 100 <= c <= 599 for c in codes):
-            raise ValueError(f"checks: honest_statuses must be HTTP status codes (100..599), got {list(codes)!r}")
-        object.__setattr__(self, "honest_statuses", codes)
-        enabled = _str_tuple("enabled", self.enabled)
+        for fname in ("honest_statuses", "retry_after_statuses"):
+            codes = getattr(self, fname)
+            if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
+                raise ValueError(f"checks: {fname} must be a list of HTTP status codes, got {codes!r}")
+            codes = tuple(codes)
+            if any(isinstance(c, bool) or not isinstance(c, int) or not 100 <= c <= 599 for c in codes):
+                raise ValueError(f"checks: {fname} must be HTTP status codes (100..599), got {list(codes)!r}")
+            object.__setattr__(self, fname, codes)
+        enabled = tuple(_canonical_check(n) if isinstance(n, str) else n for n in _str_tuple("enabled", self.enabled))
         bad = [n for n in enabled if n not in CHECK_NAMES]
         if bad:
             raise ValueError(f"checks: enabled: unknown check(s) {', '.join(map(repr, bad))}; valid values: {', '.join(CHECK_NAMES)}")
@@ -165,6 +194,8 @@ class Policy:
         changes: dict[str, Any] = {}
         enabled = list(self.enabled)
         for key, value in overrides.items():
+            if key in CHECK_ALIASES:
+                key = _canonical_check(key)
             if key in CHECK_NAMES:
                 if not isinstance(value, bool):
                     raise ValueError(f"checks: {key} turns a check on or off and takes True or False, got {value!r}")
@@ -190,8 +221,20 @@ class Policy:
         out = dataclasses.asdict(self)
         out["dishonest_kinds"] = list(self.dishonest_kinds)
         out["honest_statuses"] = list(self.honest_statuses)
+        out["retry_after_statuses"] = list(self.retry_after_statuses)
         out["enabled"] = list(self.enabled)
         return out
+
+
+def _canonical_check(name: str) -> str:
+    """A check name, with an old spelling mapped to the current one (with a DeprecationWarning)."""
+    if name in CHECK_ALIASES:
+        import warnings
+
+        new = CHECK_ALIASES[name]
+        warnings.warn(f"checks: {name!r} is now called {new!r}; the old name will be removed", DeprecationWarning, stacklevel=4)
+        return new
+    return name
 
 
 def _fraction(name: str, value: object) -> None:
@@ -279,7 +322,13 @@ def derive_phases(windows: Iterable[tuple[float, float]], duration_s: float) -> 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One row of the verdict: a check looked at a phase and found ``measured`` against ``expected``."""
+    """One row of the verdict: a check looked at a phase and found ``measured`` against ``expected``.
+
+    Three outcomes (:attr:`outcome`): ``"pass"``, ``"fail"`` or ``"not measured"`` (``skipped``;
+    ``detail`` says why). ``passed`` says whether the row lets the run pass: a ``not measured`` row
+    has ``passed=False`` under a strict policy (the default) and ``passed=True`` otherwise
+    (:func:`evaluate` sets it).
+    """
 
     name: str
     phase: str
@@ -290,20 +339,40 @@ class CheckResult:
     skipped: bool = False
 
     @classmethod
+    def not_measured(cls, name: str, phase: str, expected: str, why: str, *, strict: bool = True) -> CheckResult:
+        return cls(name, phase, not strict, expected, f"not measured: {why}", why, skipped=True)
+
+    @classmethod
     def skip(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
-        return cls(name, phase, True, expected, f"skipped: {why}", why, skipped=True)
+        """A ``not measured`` row (its ``passed`` is settled by :func:`evaluate` from the policy)."""
+        return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True)
+
+    @property
+    def outcome(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"not measured"``."""
+        return NOT_MEASURED if self.skipped else (PASS if self.passed else FAIL)
+
+    @property
+    def reason(self) -> str:
+        """Why the row is not measured (empty otherwise)."""
+        return self.detail if self.skipped else ""
 
     @property
     def status(self) -> str:
-        return "skip" if self.skipped else ("ok" if self.passed else "FAIL")
+        """The table's word: ``pass``, ``FAIL`` or ``NOT MEASURED`` (fails the run) / ``not measured``."""
+        if self.skipped:
+            return "not measured" if self.passed else "NOT MEASURED"
+        return "pass" if self.passed else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "phase": self.phase,
+            "outcome": self.outcome,
             "passed": self.passed,
             "expected": self.expected,
             "measured": self.measured,
+            "reason": self.reason,
             "detail": self.detail,
         }
 
@@ -320,14 +389,19 @@ class Reconciliation:
     duplicated_keys: tuple[str, ...] = ()
     waited_s: float = 0.0
     settled: bool = True
+    #: the last error reading the ledger while waiting for it to settle (empty: none)
+    last_error: str = ""
 
-    def to_dict(self) -> dict[str, int]:
-        return {"acknowledged": self.acknowledged, "found": self.found, "missing": self.missing, "duplicated": self.duplicated}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "acknowledged": self.acknowledged, "found": self.found, "missing": self.missing, "duplicated": self.duplicated,
+            "settled": self.settled, "waited_s": round(self.waited_s, 3), "last_error": self.last_error,
+        }
 
     @classmethod
     def reconcile(
         cls, acknowledged: Iterable[str], ledger_keys: Iterable[str], *, also: Callable[[str], bool] | None = None,
-        waited_s: float = 0.0,
+        waited_s: float = 0.0, last_error: str = "",
     ) -> Reconciliation:
         """Compare acknowledged idempotency keys with the keys of the ledger's rows.
 
@@ -350,6 +424,7 @@ class Reconciliation:
             duplicated_keys=tuple(dup[:20]),
             waited_s=waited_s,
             settled=not missing,
+            last_error=last_error,
         )
 
 
@@ -375,6 +450,8 @@ class Amplification:
     total: float
     actions: int
     per_phase: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: phases whose delta is unknown: a reading at one of their boundaries failed (phase -> why)
+    unread: dict[str, str] = field(default_factory=dict)
 
     @property
     def per_action(self) -> float | None:
@@ -402,6 +479,17 @@ class Evidence:
     ledger_note: str = "the stack has no ledger hook"
     amplification: Amplification | None = None
     amplification_note: str = "no legacy call counter"
+    #: a configured ledger that could not be read (the last error): the ledger check fails
+    ledger_error: str = ""
+    #: actions that place orders (their binding acknowledges), e.g. ``checkout``
+    order_actions: frozenset[str] = frozenset({"checkout"})
+    #: phases in which a fault did not really happen as planned (phase -> why): rows of those
+    #: phases that would pass are ``not measured`` instead
+    phase_problems: Mapping[str, str] = field(default_factory=dict)
+    #: bytes cloud sent through the link's proxy per phase (``None``: the read at a boundary failed);
+    #: ``None`` as a whole: the link has no byte counter (``link_note`` says why)
+    link_bytes: Mapping[str, float | None] | None = None
+    link_note: str = "no byte counter on the link"
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -482,6 +570,72 @@ def _plural(n: int, word: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- checks
+
+
+def _kinds_text(kinds: Mapping[str, int], limit: int = 3) -> str:
+    top = sorted(((k, n) for k, n in kinds.items() if n), key=lambda kv: -kv[1])[:limit]
+    return ", ".join(f"{n} {k}" for k, n in top)
+
+
+def baseline(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Before any fault the system works: the run sent requests; every action with at least
+    ``min_requests`` baseline requests succeeds at >= ``isolation_min_success``; no action is mostly
+    404/405 (a wrong binding); and when legacy-bound actions succeeded, bytes crossed the link's
+    proxy. A broken baseline fails this one row and nothing else is judged (:func:`evaluate`)."""
+    name = "baseline"
+    expected = f"requests answered; every action >= {_pct(policy.isolation_min_success)} success; legacy reached via the link"
+    total = sum(s.count for s in ev.load.actions.values())
+    if total == 0:
+        why = f"0 requests in the run (load stopped: {ev.load.stop_reason or 'unknown'}): nothing reached the system, nothing was judged"
+        return [CheckResult(name, RUN, False, expected, why, why)]
+    if ev.has_faults:
+        base, why = _usable_baseline(ev, policy)
+        if base is None:
+            return [CheckResult.skip(name, "baseline", expected, why + "; the system was never seen working before a fault")]
+    else:
+        base = ev.phases[0]
+    broken: list[str] = []
+    lines: list[str] = []
+    judged = 0
+    for a in sorted(ev.load.actions, key=lambda x: (-ev.load.actions[x].count, x)):
+        w = ev.window(base, [a])
+        if w.count == 0:
+            continue
+        not_found = w.kinds.get("404", 0) + w.kinds.get("405", 0)
+        lines.append(f"{a}: {w.ok} of {w.count} succeeded" + (f" ({_kinds_text(w.kinds)})" if w.errors else ""))
+        if w.count >= policy.min_requests and not_found >= policy.baseline_max_not_found * w.count:
+            broken.append(f"{a}: {not_found} of {w.count} answered 404/405 in the baseline: the profile's binding does not match the system")
+            continue
+        if w.count < policy.min_requests:
+            continue
+        judged += 1
+        if w.success_rate < policy.isolation_min_success:
+            kinds = _kinds_text(w.kinds)
+            broken.append(f"{a}: {w.ok} of {w.count} succeeded in the baseline" + (f" ({kinds})" if kinds else ""))
+    if broken:
+        measured = "; ".join(broken[:3]) + (f"; +{len(broken) - 3} more" if len(broken) > 3 else "")
+        measured += ": the system is broken before any fault; nothing else was judged"
+        return [CheckResult(name, base.name, False, expected, measured, "; ".join(lines))]
+    if judged == 0:
+        return [CheckResult.skip(name, base.name, expected, f"no action had {policy.min_requests} requests in the baseline ({base.length:g}s)")]
+    bound_ok = sum(ev.window(base, [a]).ok for a in ev.bound_actions())
+    link = ""
+    if ev.link_bytes is None:
+        link = f"; link traffic not verified: {ev.link_note}"
+    elif bound_ok:
+        crossed = ev.link_bytes.get(base.name)
+        if crossed is None:
+            link = f"; link traffic not verified: {ev.link_note or 'the byte counter could not be read at a baseline boundary'}"
+        elif crossed <= 0:
+            measured = (
+                f"{bound_ok} legacy-bound requests succeeded but 0 bytes crossed the proxy in the baseline: the cloud does not "
+                "reach legacy through the proxy: faults on this link cannot affect it"
+            )
+            return [CheckResult(name, base.name, False, expected, measured, "; ".join(lines))]
+        else:
+            link = f"; {int(crossed):,} bytes to legacy through the proxy"
+    measured = f"{judged} actions healthy ({sum(ev.window(base, [a]).count for a in ev.load.actions):,} requests){link}"
+    return [CheckResult(name, base.name, True, expected, measured, "; ".join(lines))]
 
 
 def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
@@ -634,8 +788,17 @@ def fail_fast(ev: Evidence, policy: Policy) -> list[CheckResult]:
     return out
 
 
+#: suffix the load engine adds to the error kind of a 429/503 answered without ``Retry-After``
+NO_RETRY_AFTER = "_no_retry_after"
+
+
 def _dishonest(kind: str, policy: Policy) -> bool:
     """Whether an error kind of the per-second series (a status code or a transport failure) is dishonest."""
+    if kind.endswith(NO_RETRY_AFTER) and kind[:3].isdigit():
+        code = int(kind[:3])
+        if code in policy.retry_after_statuses:
+            return True
+        kind = kind[:3]
     if kind.isdigit():
         code = int(kind)
         if code in policy.honest_statuses:
@@ -648,13 +811,16 @@ def _dishonest(kind: str, policy: Policy) -> bool:
 
 def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
     """Failures are explicit in every phase: no error of a ``dishonest_kinds`` kind (5xx other than
-    ``honest_statuses``, time-outs, resets, refused connections), beyond ``honest_max_share``.
+    ``honest_statuses``, time-outs, resets, refused connections), no ``retry_after_statuses`` answer
+    without a ``Retry-After`` header, beyond ``honest_max_share``.
 
-    Judged per phase from the per-second error kinds the load engine records. ``Retry-After`` is
-    not verified (the engine does not record response headers)."""
+    Judged per phase from the per-second error kinds the load engine records (it notes a missing
+    ``Retry-After`` on 429/503 answers only, so the per-request cost stays nil for the rest)."""
     name = "honest_degradation"
     honest5 = [c for c in policy.honest_statuses if 500 <= c <= 599]
     kinds = ", ".join(k.replace("status_5xx", "5xx" + (f" (except {'/'.join(map(str, honest5))})" if honest5 else "")) for k in policy.dishonest_kinds)
+    if policy.retry_after_statuses:
+        kinds += f", {'/'.join(map(str, policy.retry_after_statuses))} without Retry-After"
     share = "none" if policy.honest_max_share == 0 else f"<= {_pct(policy.honest_max_share)}"
     expected = f"{share} of: {kinds}"
     out: list[CheckResult] = []
@@ -663,14 +829,15 @@ def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
         if w.count == 0:
             out.append(CheckResult.skip(name, phase.name, expected, "no request in this phase"))
             continue
-        by_kind = {k: n for k, n in w.kinds.items() if n and _dishonest(k, policy)}
+        by_kind = {k.replace(NO_RETRY_AFTER, " without Retry-After"): n for k, n in w.kinds.items() if n and _dishonest(k, policy)}
         dishonest = sum(by_kind.values())
-        honest_5xx = sum(n for k, n in w.kinds.items() if k.isdigit() and int(k) in honest5)
+        honest_5xx = sum(n for k, n in w.kinds.items() if k[:3].isdigit() and int(k[:3]) in honest5 and not _dishonest(k, policy))
         explicit = f"explicit: {w.queued} queued (202), {honest_5xx} {'/'.join(map(str, honest5)) or '503'}"
-        if w.kinds.get("429"):
-            explicit += f", {w.kinds['429']} 429"
+        n429 = sum(n for k, n in w.kinds.items() if k.startswith("429") and not _dishonest(k, policy))
+        if n429:
+            explicit += f", {n429} 429"
         kinds_text = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items(), key=lambda kv: -kv[1]))
-        detail = f"{explicit}; Retry-After not verified"
+        detail = explicit + (f"; Retry-After required on {'/'.join(map(str, policy.retry_after_statuses))}" if policy.retry_after_statuses else "")
         if dishonest > policy.honest_max_share * w.count:
             measured = f"{dishonest} of {w.count} requests ({_pct(dishonest / w.count)}): {kinds_text}"
             out.append(CheckResult(name, phase.name, False, expected, measured, detail))
@@ -680,10 +847,14 @@ def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
 
 
 def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
-    """Every acknowledged order is in the system of record exactly once (nothing lost, nothing twice)."""
+    """Every acknowledged order is in the system of record exactly once (nothing lost, nothing
+    twice); orders were attempted and some acknowledged; the ledger could be read and settled."""
     name = "ledger"
     phase = "recovery" if ev.phase("recovery") is not None else RUN
     expected = "every acknowledged order exactly once: 0 missing, 0 duplicated"
+    attempted = sum(s.count for a, s in ev.load.actions.items() if a in ev.order_actions)
+    if ev.ledger_error:
+        return [CheckResult(name, phase, False, expected, f"the ledger could not be read: {ev.ledger_error}", ev.ledger_error)]
     rec = ev.ledger
     if rec is None:
         return [CheckResult.skip(name, phase, expected, ev.ledger_note)]
@@ -693,35 +864,46 @@ def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
         detail += "missing e.g. " + ", ".join(rec.missing_keys[:5])
     if rec.duplicated_keys:
         detail += ("; " if detail else "") + "duplicated e.g. " + ", ".join(rec.duplicated_keys[:5])
+    if rec.last_error:
+        detail += ("; " if detail else "") + f"last ledger error: {rec.last_error}"
     if rec.acknowledged == 0 and rec.duplicated == 0:
-        return [CheckResult(name, phase, True, expected, "no order was acknowledged", detail)]
+        if attempted:
+            measured = f"{attempted} order attempts ({'/'.join(sorted(ev.order_actions))}), none acknowledged: no order could be checked"
+            return [CheckResult(name, phase, False, expected, measured, detail)]
+        return [CheckResult.skip(name, phase, expected, "no order was attempted")]
     measured = f"{rec.acknowledged} acknowledged: {rec.found} found, {rec.missing} missing, {rec.duplicated} duplicated{waited}"
+    if rec.missing and not rec.settled:
+        measured += f"; not settled after {rec.waited_s:.1f}s" + (f" (last error: {_cut(rec.last_error, 80)})" if rec.last_error else "")
     passed = rec.missing == 0 and rec.duplicated == 0
     return [CheckResult(name, phase, passed, expected, measured, detail)]
 
 
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
-    """After the last fault ends, success (all actions, ``recovery_window_s`` windows) is back to
-    ``min(recovery_min_success, baseline success)`` within ``recovery_within_s`` and stays there."""
+    """After the last fault was actually reverted, success (all actions, ``recovery_window_s``
+    windows) is back to ``recovery_min_success`` -- an absolute floor, never lowered by a bad
+    baseline -- within ``recovery_within_s`` and stays there. A run without faults has no row."""
     name = "recovery"
-    expected = f"success back to >= {_pct(policy.recovery_min_success)} (or baseline) within {policy.recovery_within_s:g}s"
-    base, why = _usable_baseline(ev, policy)
+    expected = f"success back to >= {_pct(policy.recovery_min_success)} within {policy.recovery_within_s:g}s"
     rec = ev.phase("recovery")
     if not ev.has_faults:
-        return [CheckResult.skip(name, RUN, expected, "no faults, nothing to recover from")]
-    if base is None:
-        return [CheckResult.skip(name, "recovery", expected, why)]
+        return []
     if rec is None or rec.length < policy.min_phase_s:
         have = 0.0 if rec is None else rec.length
-        return [CheckResult.skip(name, "recovery", expected, f"no recovery phase: only {have:g}s after the last fault (need >= {policy.min_phase_s:g}s)")]
+        return [CheckResult.skip(name, "recovery", expected, f"no recovery phase: only {have:g}s after the last fault was reverted (need >= {policy.min_phase_s:g}s)")]
     actions = list(ev.load.actions)
     cutoff = ev.patience_cutoff_s(policy)
-    bw = ev.window(base, actions)
-    if bw.count == 0:
-        return [CheckResult.skip(name, "recovery", expected, "no request in the baseline phase")]
-    base_rate = Availability.of(bw, cutoff).rate
-    target = min(policy.recovery_min_success, base_rate)
-    exp = f"success >= {_pct(target)} within {policy.recovery_within_s:g}s of the faults' end (baseline {_pct(base_rate)})"
+    target = policy.recovery_min_success
+    base = ev.phase("baseline")
+    base_text = ""
+    if base is not None:
+        bw = ev.window(base, actions)
+        if bw.count:
+            base_text = f" (baseline {_pct(Availability.of(bw, cutoff).rate)})"
+    exp = f"success >= {_pct(target)} within {policy.recovery_within_s:g}s of the last revert at {rec.start:.1f}s{base_text}"
     lo, hi = rec.seconds()
     win = max(1, int(round(policy.recovery_window_s)))
     starts = list(range(lo, max(lo, hi - win) + 1))
@@ -729,6 +911,8 @@ def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
     for s in starts:
         w = ev.load.window(s, min(hi, s + win), actions)
         rates.append((s, Availability.of(w, cutoff).rate if w.count >= 5 else None))
+    if all(r is None for _, r in rates):
+        return [CheckResult.skip(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase")]
     recovered_at: int | None = None
     for i in range(len(rates)):
         if all(r is None or r >= target for _, r in rates[i:]) and any(r is not None for _, r in rates[i:]):
@@ -746,7 +930,7 @@ def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
         return [CheckResult(name, "recovery", False, exp, measured, detail)]
     after = max(0.0, recovered_at - rec.start)
     passed = after <= policy.recovery_within_s + 1e-9
-    measured = f"back to >= {_pct(target)} {after:.0f}s after the faults ended"
+    measured = f"back to >= {_pct(target)} {after:.0f}s after the last revert"
     return [CheckResult(name, "recovery", passed, exp, measured, detail)]
 
 
@@ -765,6 +949,9 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
             return [CheckResult.skip(name, RUN, expected, f"{amp.unit} counter ({amp.source}) needs a baseline phase to compare with")]
         ref = base[0] / base[1]
         for phase in ev.phases:
+            if phase.name in amp.unread and phase.name != "baseline":
+                out.append(CheckResult.skip(name, phase.name, expected, amp.unread[phase.name]))
+                continue
             if phase.name == "baseline" or phase.name not in amp.per_phase:
                 continue
             delta, n = amp.per_phase[phase.name]
@@ -782,6 +969,9 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
     for phase in ev.phases:
         # With faults, the baseline is not judged: it is what faults are compared with, and at
         # its (usually low) load background calls such as a cache refresher dominate the ratio.
+        if phase.name in amp.unread and not (ev.has_faults and phase.name == "baseline"):
+            out.append(CheckResult.skip(name, phase.name, expected, amp.unread[phase.name]))
+            continue
         if phase.name not in amp.per_phase or (ev.has_faults and phase.name == "baseline"):
             continue
         delta, n = amp.per_phase[phase.name]
@@ -795,6 +985,7 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
 
 
 CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {
+    "baseline": baseline,
     "isolation": isolation,
     "fail_fast": fail_fast,
     "honest_degradation": honest_degradation,
@@ -804,13 +995,38 @@ CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {
 }
 
 
+def _settle(row: CheckResult, ev: Evidence, policy: Policy) -> CheckResult:
+    """A row's final form: a pass in a phase whose fault did not really happen is ``not measured``;
+    a ``not measured`` row passes only under a lenient policy."""
+    problem = ev.phase_problems.get(row.phase)
+    if problem and row.passed and not row.skipped:
+        row = CheckResult.skip(row.name, row.phase, row.expected, problem)
+    if row.skipped:
+        row = dataclasses.replace(row, passed=not policy.strict)
+    return row
+
+
 def evaluate(ev: Evidence, policy: Policy) -> list[CheckResult]:
-    """Run every enabled check, in :data:`CHECK_NAMES` order."""
+    """Run every enabled check, in :data:`CHECK_NAMES` order; a failed ``baseline`` stops there
+    (nothing is judged against a system that was broken before any fault)."""
     out: list[CheckResult] = []
     for name in CHECK_NAMES:
         if policy.is_enabled(name):
-            out.extend(CHECKS[name](ev, policy))
-    return out
+            rows = CHECKS[name](ev, policy)
+            out.extend(rows)
+            if name == "baseline" and any(r.outcome == FAIL for r in rows):
+                break
+    return [_settle(r, ev, policy) for r in out]
+
+
+def not_measured_warning(rows: Sequence[CheckResult]) -> str | None:
+    """The warning a lenient policy prints for rows that were not measured (None: there are none)."""
+    nm = [r for r in rows if r.skipped and r.passed]
+    if not nm:
+        return None
+    return f"warning: {len(nm)} check row(s) not measured and passed only because strict=False: " + "; ".join(
+        f"{r.name}/{r.phase} ({r.reason})" for r in nm[:4]
+    ) + ("; ..." if len(nm) > 4 else "")
 
 
 # --------------------------------------------------------------------------------------- table
@@ -826,12 +1042,12 @@ def format_table(rows: Sequence[CheckResult], *, failed_first: bool = True, max_
         text = " ".join(text.split())
         return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
 
-    table = [("check", "phase", "expected", "measured", "ok")]
+    table = [("check", "phase", "expected", "measured", "result")]
     table += [(r.name, r.phase, cell(r.expected), cell(r.measured), r.status) for r in ordered]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     lines = []
     for i, row in enumerate(table):
         lines.append("  ".join(row[j].ljust(widths[j]) for j in range(4)) + "  " + row[4])
         if i == 0:
-            lines.append("  ".join("-" * w for w in widths) + "  ----")
+            lines.append("  ".join("-" * w for w in widths) + "  ------")
     return "\n".join(line.rstrip() for line in lines)

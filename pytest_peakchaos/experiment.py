@@ -26,13 +26,10 @@ No pytest import here: the plugin's ``peakchaos`` fixture and marker are thin wr
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -50,7 +47,18 @@ from pytest_peakchaos.checks import (
     derive_phases,
     evaluate,
     format_table,
+    not_measured_warning,
     resolve_policy,
+)
+from pytest_peakchaos.evidence import (
+    LEDGER_POLL_S,
+    BoundaryReadings,
+    Sources,
+    legacy_stats_counter,
+    phase_deltas,
+    realised_phases,
+    settle_and_reconcile,
+    toxiproxy_bytes_counter,
 )
 from pytest_peakchaos.faults import Fault, FaultSchedule, FaultWindow
 from pytest_peakchaos.units import format_duration, parse_duration
@@ -62,6 +70,7 @@ if TYPE_CHECKING:
     from pytest_peakchaos.stack.base import Stack
 
 __all__ = [
+    "LEDGER_POLL_S",
     "DEFAULT_CONCURRENCY_CAP",
     "DEFAULT_MAX_REQUESTS",
     "Experiment",
@@ -77,10 +86,6 @@ __all__ = [
 DEFAULT_MAX_REQUESTS = 500_000
 #: Most shopper sessions active at once; arrivals beyond it count as ``refused_by_cap``.
 DEFAULT_CONCURRENCY_CAP = 2_000
-#: How often the ledger is polled while waiting for the outbox to drain.
-LEDGER_POLL_S = 0.5
-_HTTP_TIMEOUT_S = 2.0
-
 #: Reads a counter of what reached legacy; ``None`` when it cannot.
 LegacyCounter = Callable[[], "CounterReading | None"]
 #: Reads the system of record: rows with an ``idempotency_key``.
@@ -94,75 +99,6 @@ class GracefulDegradationError(AssertionError):
     def __init__(self, message: str, result: ExperimentResult) -> None:
         super().__init__(message)
         self.result = result
-
-
-# --------------------------------------------------------------------------------------- counters
-
-
-def _get_json(url: str, timeout: float = _HTTP_TIMEOUT_S) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - stack URLs are 127.0.0.1
-        return json.loads(resp.read().decode())
-
-
-def legacy_stats_counter(url: str) -> LegacyCounter:
-    """Calls legacy received, from its ``GET /stats`` (``{"requests": {"stock": n, "orders_post": n, ...}}``).
-
-    Counts ``stock`` + ``orders_post`` when present (``orders_get`` is the ledger, read by
-    peakchaos itself), else every number under ``requests``. ``None`` when it does not answer so.
-    """
-    stats_url = url.rstrip("/") + "/stats"
-
-    def read() -> CounterReading | None:
-        try:
-            body = _get_json(stats_url)
-        except (OSError, ValueError, urllib.error.URLError):
-            return None
-        reqs = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(reqs, dict):
-            return None
-        nums = {k: v for k, v in reqs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if "stock" in nums or "orders_post" in nums:
-            value = float(nums.get("stock", 0) + nums.get("orders_post", 0))
-        elif nums:
-            value = float(sum(nums.values()))
-        else:
-            return None
-        return CounterReading(value, "calls", f"GET {stats_url} requests.stock+orders_post")
-
-    return read
-
-
-def toxiproxy_bytes_counter(api_url: str, proxy: str) -> LegacyCounter:
-    """Bytes cloud sent to legacy through Toxiproxy (``GET /metrics``, needs ``-proxy-metrics``).
-
-    Bytes are not calls: the amplification check then compares bytes per legacy-bound action with
-    the baseline phase's. ``None`` when the server exposes no proxy metrics.
-    """
-    metrics_url = api_url.rstrip("/") + "/metrics"
-
-    def read() -> CounterReading | None:
-        try:
-            with urllib.request.urlopen(metrics_url, timeout=_HTTP_TIMEOUT_S) as resp:  # noqa: S310 - 127.0.0.1
-                text = resp.read().decode(errors="replace")
-        except (OSError, urllib.error.URLError):
-            return None
-        total = 0.0
-        seen = False
-        for line in text.splitlines():
-            if not line.startswith("toxiproxy_proxy_received_bytes_total{"):
-                continue
-            labels, _, value = line.rpartition("}")
-            if f'proxy="{proxy}"' in labels and 'direction="upstream"' in labels:
-                try:
-                    total += float(value.strip())
-                    seen = True
-                except ValueError:
-                    continue
-        if not seen:
-            return None
-        return CounterReading(total, "bytes", f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}")
-
-    return read
 
 
 # --------------------------------------------------------------------------------------- result
@@ -240,13 +176,22 @@ class ExperimentResult:
         if self.name:
             head += f" ({self.name})"
         faults = "; ".join(f.describe() for f in self.faults) or "no faults"
-        lines = [head, f"faults: {faults}", "", self.table(), ""]
+        nm = [c for c in bad if c.skipped]
+        lines = [head, f"faults: {faults}"]
+        if nm:
+            lines.append(f"{len(nm)} of them not measured, which fails a strict policy (checks={{'strict': False}} makes them warnings)")
+        lines += ["", self.table(), ""]
         for c in bad:
             if c.detail:
                 detail = c.detail if len(c.detail) <= 400 else c.detail[:399] + "…"
                 lines.append(f"  {c.name}/{c.phase}: {detail}")
         lines.append(self.replay)
         return "\n".join(lines)
+
+    @property
+    def warning(self) -> str | None:
+        """With ``strict=False``: the rows that passed only because they were not measured."""
+        return not_measured_warning(self.checks)
 
     def assert_graceful(self) -> None:
         """Raise :class:`GracefulDegradationError` (an ``AssertionError``) unless every check passed."""
@@ -279,7 +224,7 @@ class ExperimentResult:
 
     # -- export -------------------------------------------------------------------------------
     def to_dict(self, test: str | None = None) -> dict[str, Any]:
-        """The ``peakchaos/1`` run dict (see pytest_peakchaos.report.schema)."""
+        """The ``peakchaos/2`` run dict (see pytest_peakchaos.report.schema)."""
         load = self.load
         actions: dict[str, Any] = {}
         for a, s in sorted(load.actions.items()):
@@ -325,6 +270,9 @@ class ExperimentResult:
             "scale": float(self.scale),
             "duration_s": float(self.duration_s),
             "passed": self.passed,
+            "strict": self.policy.strict,
+            "not_measured": sum(1 for c in self.checks if c.skipped),
+            "warning": self.warning,
             "phases": [p.to_dict() for p in self.phases],
             "faults": faults,
             "fault_events": [
@@ -377,6 +325,8 @@ class ExperimentResult:
             lines.append(f"  fault schedule error: {e}")
         for note in self.notes:
             lines.append(f"  note: {note}")
+        if self.warning:
+            lines.append("  " + self.warning)
         lines.append("")
         lines.extend("  " + line for line in self.table().splitlines())
         lines.append("  " + self.replay)
@@ -412,7 +362,7 @@ class _EngineProbe:
 
 
 class _Watcher:
-    """Helper thread: counter readings at phase boundaries and a progress line every second."""
+    """Helper thread: evidence readings at phase boundaries and a progress line every second."""
 
     TICK_S = 0.1
 
@@ -422,7 +372,7 @@ class _Watcher:
         duration_s: float,
         boundaries: Sequence[float],
         phases: Sequence[Phase],
-        counter: LegacyCounter | None,
+        readings: BoundaryReadings,
         progress: ProgressFn | None,
         probe: _EngineProbe,
         hard_s: float,
@@ -431,11 +381,10 @@ class _Watcher:
         self.duration_s = duration_s
         self.pending = sorted(b for b in boundaries if 0 < b < duration_s)
         self.phases = phases
-        self.counter = counter
+        self.readings = readings
         self.progress = progress
         self.probe = probe
         self.hard_s = hard_s
-        self.readings: dict[float, CounterReading | None] = {}
         self.stop_event = threading.Event()
         self.progress_errors: list[str] = []
         self._thread = threading.Thread(target=self._run, name="peakchaos-experiment-watch", daemon=True)
@@ -462,8 +411,7 @@ class _Watcher:
             now = time.monotonic()
             elapsed = now - self.t0
             while self.pending and elapsed >= self.pending[0]:
-                b = self.pending.pop(0)
-                self.readings[b] = self.counter() if self.counter is not None else None
+                self.readings.read(self.pending.pop(0))
             if self.progress is not None and now >= next_report:
                 next_report += 1.0
                 totals = self.probe.totals()
@@ -547,12 +495,27 @@ class Experiment:
             self._link = self.stack.link(self.spec_link.name)
         return self._link
 
-    def _default_counter(self) -> tuple[LegacyCounter | None, str]:
-        if self._counter is not None:
-            return self._counter, ""
+    def _sources(self) -> Sources:
+        """The evidence slots: legacy's call counter (``/stats``, else the link's bytes) and the
+        link's byte counter (Toxiproxy ``-proxy-metrics``)."""
         if self.spec_link is None:
-            return None, "no legacy link, so no legacy call counter"
+            return Sources(self._counter, None, None, "" if self._counter else "no legacy link, so no legacy call counter",
+                           "no legacy link")
         problems = []
+        link: LegacyCounter | None = None
+        link_note = ""
+        try:
+            api = self.stack.toxiproxy.api_url
+        except Exception as exc:  # noqa: BLE001
+            link_note = f"Toxiproxy: {exc}"
+        else:
+            tcounter = toxiproxy_bytes_counter(api, self.spec_link.name)
+            if tcounter() is not None:
+                link = tcounter
+            else:
+                link_note = "Toxiproxy exposes no proxy byte metrics (start it with -proxy-metrics)"
+        if self._counter is not None:
+            return Sources(self._counter, link, None, "", link_note)
         try:
             url = self.stack.url(self.spec_link.service, self.spec_link.port)
         except Exception as exc:  # noqa: BLE001 - a stack without that endpoint: try the next source
@@ -560,18 +523,12 @@ class Experiment:
         else:
             counter = legacy_stats_counter(url)
             if counter() is not None:
-                return counter, ""
+                return Sources(counter, link, None, "", link_note)
             problems.append(f"{url}/stats gave no request counters")
-        try:
-            api = self.stack.toxiproxy.api_url
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"Toxiproxy: {exc}")
-        else:
-            tcounter = toxiproxy_bytes_counter(api, self.spec_link.name)
-            if tcounter() is not None:
-                return tcounter, ""
-            problems.append("Toxiproxy exposes no proxy byte metrics (start it with -proxy-metrics)")
-        return None, "no legacy call counter: " + "; ".join(problems) + "; pass legacy_counter=..."
+        if link is not None:
+            return Sources(link, link, None, "", link_note)
+        problems.append(link_note)
+        return Sources(None, None, None, "no legacy call counter: " + "; ".join(problems) + "; pass legacy_counter=...", link_note)
 
     def _ledger_reader(self) -> tuple[LedgerReader | None, str]:
         if self._ledger is not None:
@@ -579,7 +536,8 @@ class Experiment:
         spec = getattr(self.stack, "spec", None)
         if spec is None or getattr(spec, "ledger", None) is None:
             return None, "the stack has no ledger hook (x-peakchaos.ledger)"
-        return self.stack.ledger, ""
+        reader: LedgerReader = self.stack.ledger
+        return reader, ""
 
     # -- run ------------------------------------------------------------------------------------
     def run(
@@ -648,12 +606,14 @@ class Experiment:
         phases = derive_phases([(w.start_s, w.end_s) for w in windows], duration_s)
         boundaries = sorted({p.start for p in phases} | {p.end for p in phases})
 
-        counter, counter_note = self._default_counter()
+        sources = self._sources()
         reader, ledger_note = self._ledger_reader()
+        order_actions = frozenset(a for a, b in prof.bindings.items() if b.acknowledges)
 
         # ---- run
         wall0 = time.monotonic()
-        before = counter() if counter is not None else None
+        readings = BoundaryReadings(sources.named())
+        readings.read(0.0)  # before the load: the first phase starts here
         probe = _EngineProbe()
         stop_faults = threading.Event()
         state: dict[str, Any] = {}
@@ -663,7 +623,7 @@ class Experiment:
             state["t0"] = t0
             if link is not None and fault_list:
                 state["runner"] = link.run_schedule(schedule, t0, stop_faults)
-            watcher = _Watcher(t0, duration_s, boundaries, phases, counter, self.on_progress, probe, duration_s + timeout_s + 60.0)
+            watcher = _Watcher(t0, duration_s, boundaries, phases, readings, self.on_progress, probe, duration_s + timeout_s + 60.0)
             state["watcher"] = watcher
             watcher.start()
 
@@ -701,21 +661,36 @@ class Experiment:
             if watcher is not None:
                 watcher.stop()
 
-        # ---- after the load: ledger, counters
-        rec, ledger_note = self._settle_and_reconcile(reader, ledger_note, load, settle_s)
-        after = counter() if counter is not None else None
-        amp, amp_note = _amplification(before, after, watcher.readings if watcher else {}, phases, load, legacy, counter_note)
+        # ---- after the load: ledger, counters, the phases that really happened
+        acked = list(dict.fromkeys(o.idempotency_key for o in load.orders if o.idempotency_key))
+        rec: Reconciliation | None = None
+        ledger_error = ""
+        if reader is not None:
+            rec, ledger_error = settle_and_reconcile(reader, acked, prefix=f"pc-{load.run_id}-", settle_s=settle_s)
+        end_t = math.inf  # key of the reading after the outbox settled
+        readings.read(end_t)
+        events = link.events[events_from:] if link is not None else []
+        real = realised_phases(windows, events, duration_s) if fault_list else None
+        real_phases = real.phases if real is not None else phases
+        amp, amp_note = _amplification(readings, phases, load, legacy, sources.legacy_note, end_t)
+        link_bytes: dict[str, float | None] | None = None
+        if "link" in readings.sources:
+            deltas, unread = phase_deltas(readings, "link", phases, end_t=end_t)
+            link_bytes = {p.name: deltas.get(p.name) for p in phases}
+            for why in unread.values():
+                notes.append(why)
         if watcher is not None and watcher.progress_errors:
             notes.append("progress callback failed: " + watcher.progress_errors[0])
         if any(r in load.stop_reason for r in ("max_requests", "hard_limit", "stop_event")):
             notes.append(f"load stopped early: {load.stop_reason}")
         if load.sessions.refused_by_cap:
             notes.append(f"{load.sessions.refused_by_cap} sessions refused by the concurrency cap ({concurrency_cap})")
+        if amp is not None:
+            notes.extend(f"{p}: {why}" for p, why in amp.unread.items())
 
-        events = link.events[events_from:] if link is not None else []
         ev = Evidence(
             load=load,
-            phases=phases,
+            phases=real_phases,
             legacy_actions=legacy,
             request_timeout_s=timeout_s,
             has_faults=bool(fault_list),
@@ -724,6 +699,11 @@ class Experiment:
             ledger_note=ledger_note,
             amplification=amp,
             amplification_note=amp_note,
+            ledger_error=ledger_error,
+            order_actions=order_actions,
+            phase_problems=real.problems if real is not None else {},
+            link_bytes=link_bytes,
+            link_note=sources.link_note,
         )
         results = evaluate(ev, policy)
         if fault_errors:
@@ -738,7 +718,7 @@ class Experiment:
             profile=prof.name,
             scale=run_scale,
             duration_s=duration_s,
-            phases=phases,
+            phases=real_phases,
             faults=tuple(fault_list),
             fault_windows=windows,
             fault_events=[{"t": e.t, "action": e.action, "fault": e.fault, "via": e.via, "detail": e.detail} for e in events],
@@ -753,65 +733,35 @@ class Experiment:
             notes=notes,
         )
 
-    def _settle_and_reconcile(
-        self, reader: LedgerReader | None, note: str, load: LoadResult, settle_s: float
-    ) -> tuple[Reconciliation | None, str]:
-        if reader is None:
-            return None, note
-        acked = list(dict.fromkeys(o.idempotency_key for o in load.orders if o.idempotency_key))
-        prefix = f"pc-{load.run_id}-"
-        t_start = time.monotonic()
-        deadline = t_start + settle_s
-        rows: list[dict[str, Any]] | None = None
-        last_error = ""
-        for _ in range(int(settle_s / LEDGER_POLL_S) + 2):
-            try:
-                rows = reader()
-                last_error = ""
-            except Exception as exc:  # noqa: BLE001 - legacy may still be coming back
-                last_error = f"{type(exc).__name__}: {exc}"
-            if rows is not None:
-                present = {str(r.get("idempotency_key")) for r in rows if isinstance(r, dict)}
-                if all(k in present for k in acked):
-                    break
-            if time.monotonic() + LEDGER_POLL_S > deadline:
-                break
-            time.sleep(LEDGER_POLL_S)
-        if rows is None:
-            return None, f"the ledger could not be read within {settle_s:g}s: {last_error}"
-        keys = [str(r.get("idempotency_key")) for r in rows if isinstance(r, dict) and r.get("idempotency_key") is not None]
-        rec = Reconciliation.reconcile(acked, keys, also=lambda k: k.startswith(prefix), waited_s=time.monotonic() - t_start)
-        return rec, ""
-
 
 def _amplification(
-    before: CounterReading | None,
-    after: CounterReading | None,
-    readings: Mapping[float, CounterReading | None],
+    readings: BoundaryReadings,
     phases: Sequence[Phase],
     load: LoadResult,
     legacy: frozenset[str],
     note: str,
+    end_t: float,
 ) -> tuple[Amplification | None, str]:
+    """Legacy counter deltas per (planned) phase; the last phase runs until the outbox settled
+    (drained orders are calls it caused). Readings that failed at a boundary are named."""
+    if "legacy" not in readings.sources:
+        return None, note or "no legacy call counter"
+    before, after = readings.get("legacy", 0.0), readings.get("legacy", end_t)
     if before is None or after is None:
-        return None, note or "the legacy call counter did not answer before and after the run"
-    marks: dict[float, CounterReading | None] = dict(readings)
-    marks[phases[0].start] = before
-    last = phases[-1]
+        t = "before" if before is None else "after"
+        return None, f"the legacy call counter could not be read {t} the run: {readings.error('legacy', 0.0 if before is None else end_t)}"
+    deltas, unread = phase_deltas(readings, "legacy", phases, end_t=end_t)
     per_phase: dict[str, tuple[float, int]] = {}
-    for p in phases:
-        a = marks.get(p.start)
-        # the last phase runs until the outbox settled (drained orders are calls it caused)
-        b = after if p is last else marks.get(p.end)
-        if a is None or b is None:
+    bound = [x for x in load.actions if x in legacy]
+    for i, p in enumerate(phases):
+        if p.name not in deltas:
             continue
         lo, hi = p.seconds()
-        if p is last:
+        if i == len(phases) - 1:
             hi = max(hi, int(math.ceil(load.duration_s)) + 1)
-        n = load.window(lo, hi, [x for x in load.actions if x in legacy]).count
-        per_phase[p.name] = (max(0.0, b.value - a.value), n)
+        per_phase[p.name] = (deltas[p.name], load.window(lo, hi, bound).count)
     actions = sum(s.count for x, s in load.actions.items() if x in legacy)
-    return Amplification(after.unit, after.source, max(0.0, after.value - before.value), actions, per_phase), ""
+    return Amplification(after.unit, after.source, max(0.0, after.value - before.value), actions, per_phase, unread), ""
 
 
 def _mean_patience(prof: Profile) -> float | None:

@@ -72,17 +72,19 @@ class Chaos:
         test: str,
         progress: Progress | None = None,
         record: Callable[[str, object], None] | None = None,
+        finished: Callable[[ExperimentResult], None] | None = None,
     ) -> None:
         self.stack = stack
         self._session = session
         self._test = test
         self._progress = progress
         self._record = record
+        self._finished = finished
         self.results: list[ExperimentResult] = []
 
     def on(self, stack: Stack) -> Chaos:
         """The same recorder bound to another stack (e.g. a naive variant started by the test)."""
-        other = Chaos(stack, self._session, test=self._test, progress=self._progress, record=self._record)
+        other = Chaos(stack, self._session, test=self._test, progress=self._progress, record=self._record, finished=self._finished)
         other.results = self.results  # numbering and JUnit prefixes continue across stacks
         return other
 
@@ -113,6 +115,11 @@ class Chaos:
             self._record(f"{prefix}_legacy_calls_per_session", round(result.legacy_calls_per_session, 3))
             failed = [c.name + "/" + c.phase for c in result.checks if not c.passed and not c.skipped]
             self._record(f"{prefix}_failed_checks", ",".join(failed))
+            unmeasured = [c.name + "/" + c.phase for c in result.checks if c.skipped]
+            self._record(f"{prefix}_not_measured_checks", ",".join(unmeasured))
+            self._record(f"{prefix}_verdict", "graceful" if result.passed else "not graceful")
+        if self._finished is not None:
+            self._finished(result)
         return result
 
 

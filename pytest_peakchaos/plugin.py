@@ -138,6 +138,7 @@ def peakchaos(request: pytest.FixtureRequest, peakchaos_stack: Stack, legacy_lin
         test=node.nodeid,
         progress=_progress(request.config),
         record=lambda key, value: node.user_properties.append((key, value)),
+        finished=lambda result: request.config.hook.pytest_peakchaos_experiment_finished(result=result, config=request.config),
     )
 
 

@@ -26,7 +26,8 @@ __all__ = ["Request", "Pool", "build_request", "parse_base_url"]
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _monotonic = time.monotonic
 
-#: on_done(request, status (0 when none), body (b"" when none), error kind or None, completion time)
+#: on_done(request, status (0 when none), body (b"" when none), error kind or None, completion time);
+#: with a status, the error kind is ``"no_retry_after"`` for a 429/503 without Retry-After, else None
 DoneCallback = Callable[["Request", int, bytes, "str | None", float], None]
 
 
@@ -121,7 +122,7 @@ class _Conn(asyncio.Protocol):
         t = _monotonic()
         if not req.done:
             req.done = True
-            req.on_done(req, status, body, None, t)
+            req.on_done(req, status, body, _retry_after_flag(buf) if status == 503 or status == 429 else None, t)
         if keep_alive and not self.closed:
             self.reused = True
             self.pool._release(self)
@@ -138,7 +139,8 @@ class _Conn(asyncio.Protocol):
                 req.conn = None
                 if not req.done:
                     req.done = True
-                    req.on_done(req, status, body, None, _monotonic())
+                    flag = _retry_after_flag(self.buf) if status == 503 or status == 429 else None
+                    req.on_done(req, status, body, flag, _monotonic())
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -176,6 +178,12 @@ class _Conn(asyncio.Protocol):
             self.pool._forget(self)
         if self.transport is not None:
             self.transport.abort()
+
+
+def _retry_after_flag(buf: bytes) -> str | None:
+    """For a 429/503 only: ``"no_retry_after"`` when its head has no ``Retry-After`` header."""
+    head = buf[: buf.find(b"\r\n\r\n")].lower()
+    return None if b"\r\nretry-after:" in head else "no_retry_after"
 
 
 def _line_after(lower: bytes, name: bytes) -> bytes | None:

@@ -296,7 +296,10 @@ class Engine:
             ek = row[6]
             if ek is None:
                 ek = row[6] = {}
-            ekind = str(status) if status else (err if err in ("timeout", "reset", "refused") else "other")
+            if status:  # a 429/503 without Retry-After is told apart (honest_degradation)
+                ekind = str(status) if err is None else f"{status}_{err}"
+            else:
+                ekind = err if err in ("timeout", "reset", "refused") else "other"
             ek[ekind] = ek.get(ekind, 0) + 1
         if lat > row[4]:
             row[4] = lat

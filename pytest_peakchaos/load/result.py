@@ -302,7 +302,8 @@ class SecondStats(_SketchPercentiles):
     queued: int = 0
     sketch: LogSketch = field(default_factory=LogSketch)
     #: errors of this second by kind: the HTTP status ("500", "503", "429", ...) or the transport
-    #: failure ("timeout", "reset", "refused", "other")
+    #: failure ("timeout", "reset", "refused", "other"); a 429/503 without Retry-After is
+    #: "429_no_retry_after" / "503_no_retry_after"
     kinds: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: SecondStats) -> None:

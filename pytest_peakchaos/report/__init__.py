@@ -1,4 +1,4 @@
-"""Reports of chaos experiments: JSON (schema ``peakchaos/1``), a self-contained HTML page, and
+"""Reports of chaos experiments: JSON (schema ``peakchaos/2``; ``peakchaos/1`` still read), a self-contained HTML page, and
 the pytest terminal summary.
 
 A *document* holds the runs of one session::
@@ -21,7 +21,7 @@ from typing import Any
 
 from .html import render_html, write_html
 from .jsonreport import atomic_write_text, load_json, write_json
-from .schema import SCHEMA, SCHEMA_ID, ReportSchemaError, ensure_valid, validate, validate_run
+from .schema import SCHEMA, SCHEMA_ID, ReportSchemaError, ensure_valid, upgrade, validate, validate_run
 from .terminal import summary_lines
 
 JSON_NAME = "peakchaos.json"
@@ -38,6 +38,7 @@ __all__ = [
     "new_document",
     "render_html",
     "summary_lines",
+    "upgrade",
     "validate",
     "validate_run",
     "write_html",
@@ -47,7 +48,7 @@ __all__ = [
 
 
 def new_document(runs: Iterable[Mapping[str, Any]], *, generated_at: datetime | None = None) -> dict[str, Any]:
-    """A ``peakchaos/1`` document holding ``runs`` (run dicts, in order), stamped now (UTC)."""
+    """A ``peakchaos/2`` document holding ``runs`` (run dicts, in order), stamped now (UTC)."""
     from .. import __version__
 
     when = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .jsonreport import atomic_write_text
-from .schema import SCHEMA_ID, ensure_valid
+from .schema import SCHEMA_ID, ensure_valid, upgrade
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
@@ -416,7 +416,7 @@ def _draw(fn: Any, *args: Any, **kwargs: Any) -> str:
 
 
 CSS = """
-:root{--fg:#202124;--muted:#5f6368;--line:#dadce0;--bg:#f4f5f7;--card:#fff;--pass:#2e7d32;--fail:#c62828;
+:root{--fg:#202124;--muted:#5f6368;--line:#dadce0;--bg:#f4f5f7;--card:#fff;--pass:#2e7d32;--fail:#c62828;--nm:#8a5a00;--nmbg:#fff3d6;
 --passbg:#e8f5e9;--failbg:#fdecea;--warnbg:#fff4e5}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif}
@@ -435,7 +435,8 @@ table{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0}td a{overf
 th,td{padding:5px 9px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:#f8f9fa;color:#3c4043;font-weight:600;border-bottom:2px solid var(--line)}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-tr.fail td{background:var(--failbg)}
+tr.fail td{background:var(--failbg)}tr.nm td{background:var(--nmbg)}
+.nm{color:var(--nm);font-weight:700;white-space:nowrap}.badge.nm{background:var(--nm);color:#fff}
 .ok{color:var(--pass);font-weight:700;white-space:nowrap}.bad{color:var(--fail);font-weight:700;white-space:nowrap}
 .small{font-size:12px;color:var(--muted)}
 .dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px;vertical-align:baseline}
@@ -473,13 +474,23 @@ def _checks_table(run: Run) -> str:
         head.append(("detail", ""))
     rows = []
     for c in checks:
-        ok = bool(c["passed"])
-        result = '<span class="ok">✔ pass</span>' if ok else '<span class="bad">✘ FAIL</span>'
+        outcome = c.get("outcome") or ("pass" if c["passed"] else "fail")
+        if outcome == "not measured":
+            # its own colour and word: never shown as a pass (it fails a strict run)
+            word = "? not measured" + ("" if c["passed"] else " (fails: strict)")
+            result, cls = f'<span class="nm" data-outcome="not-measured">{_e(word)}</span>', "nm"
+        elif outcome == "pass":
+            result, cls = '<span class="ok" data-outcome="pass">✔ pass</span>', "pass"
+        else:
+            result, cls = '<span class="bad" data-outcome="fail">✘ FAIL</span>', "fail"
+        measured = c["measured"]
+        if outcome == "not measured" and c.get("reason") and c.get("reason") not in measured:
+            measured = f"{measured} ({c['reason']})"
         cells = [f"<td><b>{_e(c['name'])}</b></td>", f"<td>{_e(c['phase'])}</td>", f"<td>{_e(c['expected'])}</td>",
-                 f"<td>{_e(c['measured'])}</td>", f"<td>{result}</td>"]
+                 f"<td>{_e(measured)}</td>", f"<td>{result}</td>"]
         if with_detail:
             cells.append(f'<td class="small">{_e(c.get("detail", ""))}</td>')
-        rows.append(f'<tr class="{"pass" if ok else "fail"}">{"".join(cells)}</tr>')
+        rows.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
     return _table(head, rows)
 
 
@@ -591,6 +602,8 @@ def _run_section(index: int, run: Run, colours: Mapping[str, str], with_plots: b
     ]
     meta_html = "".join(f"<div>{k} <b>{v}</b></div>" for k, v in meta)
     failure = f'<pre class="failure">{_e(run["failure"])}</pre>' if run["failure"] else ""
+    if run.get("warning"):
+        failure += f'<p class="note nmwarn">{_e(run["warning"])}</p>'
     return (
         f'<section class="card run" id="run-{index}">'
         f'<div class="runhead"><h2>#{index} {_e(run["test"])}</h2>{_badge(bool(run["passed"]))}</div>'
@@ -610,7 +623,8 @@ def _overview(runs: Sequence[Run], with_plots: bool) -> str:
         phases_of: dict[str, list[str]] = {}
         for c in r["checks"]:
             if not c["passed"]:
-                phases_of.setdefault(str(c["name"]), []).append(str(c["phase"]))
+                label = str(c["phase"]) + (": not measured" if c.get("outcome") == "not measured" else "")
+                phases_of.setdefault(str(c["name"]), []).append(label)
         failed = [f"{name} ({', '.join(ph)})" for name, ph in phases_of.items()]
         rows.append(
             f'<tr class="{"pass" if r["passed"] else "fail"}"><td class="n">{i}</td>'
@@ -637,7 +651,8 @@ def _overview(runs: Sequence[Run], with_plots: bool) -> str:
 
 
 def render_html(document: Mapping[str, Any]) -> str:
-    """The report page as text (the document is validated first)."""
+    """The report page as text (the document is validated first; ``peakchaos/1`` is upgraded)."""
+    document = upgrade(document)
     ensure_valid(document, "peakchaos report")
     runs: Sequence[Run] = document["runs"]
     with_plots = matplotlib_available()

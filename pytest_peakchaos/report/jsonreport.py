@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .schema import SCHEMA, ReportSchemaError, ensure_valid
+from .schema import SCHEMA, ReportSchemaError, ensure_valid, upgrade
 
 
 def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -88,7 +88,8 @@ def write_json(document: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
 
 
 def load_json(path: str | os.PathLike[str], *, validate: bool = True) -> dict[str, Any]:
-    """Read a ``peakchaos.json``; validates it unless ``validate=False``.
+    """Read a ``peakchaos.json``; validates it unless ``validate=False``. A ``peakchaos/1``
+    document is returned upgraded to ``peakchaos/2`` (see :func:`~.schema.upgrade`).
 
     Raises :class:`~.schema.ReportSchemaError` for a document of another schema or with
     problems, ``ValueError`` for text that is not JSON.
@@ -100,6 +101,7 @@ def load_json(path: str | os.PathLike[str], *, validate: bool = True) -> dict[st
         raise ValueError(f"{source}: not JSON ({exc})") from None
     if not isinstance(document, dict):
         raise ReportSchemaError([f"document: expected object, got {type(document).__name__}"], str(source))
+    document = upgrade(document)
     if validate:
         ensure_valid(document, str(source))
     return document

@@ -1,4 +1,9 @@
-"""The ``peakchaos/1`` report schema: a JSON Schema (draft 2020-12) and a small validator for it.
+"""The ``peakchaos/2`` report schema: a JSON Schema (draft 2020-12) and a small validator for it.
+
+``peakchaos/2`` adds three-state check rows (``outcome``: ``pass`` / ``fail`` / ``not measured``,
+with ``reason``) and per run ``strict``, ``not_measured`` and ``warning``. Documents of the older
+``peakchaos/1`` are still read: :func:`upgrade` turns them into ``peakchaos/2`` (a row whose
+measured text began with ``skipped:`` becomes ``not measured``).
 
 :data:`SCHEMA` is the contract between the experiment layer (which produces run dicts) and the
 reports (JSON, HTML, terminal). It is a plain JSON Schema document, so other tools can check a
@@ -19,7 +24,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-SCHEMA_ID = "peakchaos/1"
+SCHEMA_ID = "peakchaos/2"
+#: older schemas this module can still read (see :func:`upgrade`)
+READABLE_SCHEMAS = ("peakchaos/1", SCHEMA_ID)
+OUTCOMES = ("pass", "fail", "not measured")
 
 JSONDict = dict[str, Any]
 
@@ -82,6 +90,9 @@ SCHEMA: JSONDict = {
                 "scale": _num("multiplier of session arrival rates", minimum=0),
                 "duration_s": _num("length of the load, seconds", minimum=0),
                 "passed": {"type": "boolean", "description": "did every graceful-degradation check pass"},
+                "strict": {"type": "boolean", "description": "whether a not-measured row failed the run"},
+                "not_measured": _int("rows that could not be measured"),
+                "warning": {"type": ["string", "null"], "description": "lenient policy: rows that passed unmeasured"},
                 "phases": {"type": "array", "items": {"$ref": "#/$defs/phase"}},
                 "faults": {"type": "array", "items": {"$ref": "#/$defs/fault"}},
                 "fault_events": {"type": "array", "items": {"$ref": "#/$defs/fault_event"}},
@@ -161,9 +172,11 @@ SCHEMA: JSONDict = {
             {
                 "name": _str("isolation, fail_fast, honest_degradation, ledger, recovery, amplification, ..."),
                 "phase": _str("phase the check looked at"),
-                "passed": {"type": "boolean"},
+                "outcome": {"enum": list(OUTCOMES), "description": "pass, fail or not measured"},
+                "passed": {"type": "boolean", "description": "whether the row lets the run pass (not measured: only when not strict)"},
                 "expected": _str("the bound, readable"),
                 "measured": _str("what was measured, readable"),
+                "reason": _str("why the row is not measured (empty otherwise)"),
                 "detail": _str("more context (may be empty)"),
             }
         ),
@@ -173,7 +186,8 @@ SCHEMA: JSONDict = {
                 "found": _int("of those, found in the system of record"),
                 "missing": _int("acknowledged but not found"),
                 "duplicated": _int("found more than once"),
-            }
+            },
+            required=["acknowledged", "found", "missing", "duplicated"],
         ),
         "legacy": _obj(
             {
@@ -267,6 +281,9 @@ def _check(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], path:
         choices = " or ".join(_describe_type(_resolve(o, root)) for o in options)
         out.append(f"{where}: expected {choices}, got {_kind(value)} {_show(value)}")
         return
+    if "enum" in schema and value not in schema["enum"]:
+        out.append(f"{where}: expected one of {', '.join(map(repr, schema['enum']))}, got {_show(value)}")
+        return
     if "const" in schema and value != schema["const"]:
         out.append(f"{where}: expected {schema['const']!r}, got {_show(value)}")
         return
@@ -321,11 +338,51 @@ def validate(document: Any, schema: Mapping[str, Any] = SCHEMA, *, limit: int = 
     """
     out: list[str] = []
     if isinstance(document, Mapping) and "schema" in document and document["schema"] != SCHEMA_ID:
-        return [f"schema: this reader understands {SCHEMA_ID!r}, the document is {_show(document['schema'])}"]
+        if document["schema"] in READABLE_SCHEMAS:
+            document = upgrade(document)
+        else:
+            return [f"schema: this reader understands {', '.join(map(repr, READABLE_SCHEMAS))}, the document is {_show(document['schema'])}"]
     _check(document, schema, schema, "", out)
     if len(out) > limit:
         more = len(out) - limit + 1
         out = out[: limit - 1] + [f"... and {more} more problems"]
+    return out
+
+
+def upgrade(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``peakchaos/1`` document as ``peakchaos/2`` (a copy; a ``peakchaos/2`` one is returned as is).
+
+    ``peakchaos/1`` had no skip state: a row whose measured text starts with ``skipped:`` was a
+    skip shown as a pass; it becomes ``not measured`` (with ``passed`` kept: those runs were lenient).
+    """
+    if document.get("schema") != "peakchaos/1":
+        return dict(document)
+    out = dict(document)
+    out["schema"] = SCHEMA_ID
+    runs = []
+    for run in document.get("runs") or []:
+        if not isinstance(run, Mapping):
+            runs.append(run)
+            continue
+        r = dict(run)
+        checks = []
+        for c in r.get("checks") or []:
+            if not isinstance(c, Mapping):
+                checks.append(c)
+                continue
+            c2 = dict(c)
+            measured = str(c2.get("measured", ""))
+            skipped = measured.startswith("skipped:")
+            c2.setdefault("outcome", "not measured" if skipped else ("pass" if c2.get("passed") else "fail"))
+            c2.setdefault("reason", measured[len("skipped:"):].strip() if skipped else "")
+            checks.append(c2)
+        r["checks"] = checks
+        nm = sum(1 for c in checks if isinstance(c, Mapping) and c.get("outcome") == "not measured")
+        r.setdefault("strict", False)
+        r.setdefault("not_measured", nm)
+        r.setdefault("warning", f"{nm} check row(s) skipped in a peakchaos/1 report, counted as passed" if nm else None)
+        runs.append(r)
+    out["runs"] = runs
     return out
 
 
@@ -335,7 +392,7 @@ def validate_run(run: Any) -> list[str]:
 
 
 class ReportSchemaError(ValueError):
-    """A document does not follow the ``peakchaos/1`` schema; ``problems`` lists why."""
+    """A document does not follow the ``peakchaos/2`` schema; ``problems`` lists why."""
 
     def __init__(self, problems: list[str], where: str = "report") -> None:
         self.problems = list(problems)

@@ -47,6 +47,14 @@ def _align(rows: Sequence[Sequence[str]], right: Sequence[bool], indent: str = "
     return out
 
 
+def outcome_word(check: Mapping[str, Any]) -> str:
+    """``pass``, ``FAIL``, ``NOT MEASURED`` (failed a strict run) or ``not measured`` (a warning)."""
+    outcome = check.get("outcome") or ("pass" if check.get("passed") else "fail")
+    if outcome == "not measured":
+        return "not measured" if check.get("passed") else "NOT MEASURED"
+    return "pass" if outcome == "pass" else "FAIL"
+
+
 def summary_lines(run: Run, *, top: int = 5, width: int = 44) -> list[str]:
     """A compact summary of one run: header, checks table, sessions/legacy/ledger, top actions.
 
@@ -61,11 +69,13 @@ def summary_lines(run: Run, *, top: int = 5, width: int = 44) -> list[str]:
     if checks:
         rows = [["checks", "phase", "result", "expected", "measured"]]
         for c in checks:
-            rows.append([_cut(c["name"], 28), _cut(c["phase"], 14), "pass" if c["passed"] else "FAIL",
+            rows.append([_cut(c["name"], 28), _cut(c["phase"], 14), outcome_word(c),
                          _cut(c["expected"], width), _cut(c["measured"], width)])
         lines += _align(rows, [False] * 5)
     else:
         lines.append("  no checks ran")
+    if run.get("warning"):
+        lines.append("  " + _cut(run["warning"], 300))
     s = run["sessions"]
     lines.append(
         f"  sessions {s['started']:,} started of {s['arrived']:,} arrived, {s['completed']:,} completed,"

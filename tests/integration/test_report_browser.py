@@ -71,7 +71,9 @@ def _page_requests(net_log: Path) -> list[str]:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("report")
     # the Double-11 lesson: same arrival rate, normal shoppers pass, sale-day shoppers cascade
-    normal = make_run(test="tests/acceptance/test_scenarios.py::test_double11_lesson[normal]", profile="normal")
+    # ... and one row that could not be measured, passed only because the policy was lenient
+    normal = make_run(test="tests/acceptance/test_scenarios.py::test_double11_lesson[normal]", profile="normal",
+                      not_measured=True, strict=False)
     sale = make_run(test="tests/acceptance/test_scenarios.py::test_double11_lesson[double11]", naive=True, seed=99)
     return write_reports(make_document(normal, sale), folder)
 
@@ -106,6 +108,7 @@ def test_report_renders_in_headless_chromium(rendered: dict[str, Path], tmp_path
     assert painted("#2e7d32"), "no PASSED badge (green) on screen"
     assert painted("#c62828"), "no FAILED badge (red) on screen"
     assert painted("#4e79a7", at_least=100), "no plot line (p50 / browse blue) on screen"
+    assert painted("#fff3d6", tolerance=4, at_least=2000), "no not-measured row (amber) on screen"
 
     keep = os.environ.get("PEAKCHAOS_KEEP_SCREENSHOT")
     if keep:
@@ -144,3 +147,7 @@ def test_report_dom_has_the_plots_and_tables(rendered: dict[str, Path], tmp_path
     assert "test_double11_lesson[double11]" in dom and "latency 800±200ms downstream 10s→30s" in dom
     for action in ACTIONS:
         assert action in dom
+    # not measured: its own word and class, never the pass mark
+    [nm_row] = re.findall(r'<tr class="nm">.*?</tr>', dom)
+    assert "? not measured" in nm_row and "✔" not in nm_row and "no legacy call counter" in nm_row
+    assert "passed only because strict=False" in dom

@@ -215,7 +215,9 @@ def test_policy_defaults_and_overrides() -> None:
         ({"ledger": "no"}, "ledger turns a check on or off and takes True or False"),
         ({"dishonest_kinds": ("status_5xx", "boom")}, "unknown kind(s) 'boom'; valid values: status_5xx"),
         ({"honest_statuses": [503, 999]}, "honest_statuses must be HTTP status codes"),
-        ({"enabled": ("isolation", "speed")}, "unknown check(s) 'speed'; valid values: isolation"),
+        ({"enabled": ("isolation", "speed")}, "unknown check(s) 'speed'; valid values: baseline, isolation"),
+        ({"strict": "yes"}, "strict must be True or False"),
+        ({"retry_after_statuses": ["503"]}, "retry_after_statuses must be HTTP status codes"),
         ({"min_requests": 2.5}, "min_requests must be a whole number"),
         ({"patience_s": 0}, "patience_s must be > 0"),
     ],
@@ -228,7 +230,7 @@ def test_policy_errors_name_the_key(overrides: dict[str, Any], message: str) -> 
 
 
 def test_unknown_key_lists_check_names_too() -> None:
-    with pytest.raises(ValueError, match="a check name to turn it on/off \\(isolation, fail_fast, honest_degradation, ledger, recovery, amplification\\)"):
+    with pytest.raises(ValueError, match="a check name to turn it on/off \\(baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification\\)"):
         resolve_policy({"nope": 1})
     with pytest.raises(ValueError, match="checks: expected a Policy, a dict of overrides"):
         resolve_policy(["isolation"])  # type: ignore[arg-type]
@@ -374,7 +376,7 @@ def test_honest_degradation_fails_on_500s_resets_and_timeouts_in_their_phase(bad
 
 def test_reconcile_missing_and_duplicated_keys() -> None:
     rec = Reconciliation.reconcile(["k1", "k2", "k2", "k3"], ["k1", "k1", "k3", "other", "pc-x-1", "pc-x-1"], also=lambda k: k.startswith("pc-x-"))
-    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2}
+    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2, "settled": False, "waited_s": 0.0, "last_error": ""}
     assert rec.missing_keys == ("k2",) and rec.duplicated_keys == ("k1", "pc-x-1")
 
 
@@ -387,9 +389,9 @@ def test_ledger_check() -> None:
     [r] = ledger(evidence(load, ledger=Reconciliation.reconcile(["a", "b"], ["a", "a"])), Policy())
     assert not r.passed and "1 missing, 1 duplicated" in r.measured and "missing e.g. b" in r.detail
     [r] = ledger(evidence(load, ledger=None, ledger_note="the stack has no ledger hook"), Policy())
-    assert r.passed and r.skipped and r.measured == "skipped: the stack has no ledger hook"
-    [r] = ledger(evidence(load, ledger=Reconciliation.reconcile([], [])), Policy())
-    assert r.passed and r.measured == "no order was acknowledged"
+    assert r.skipped and r.outcome == "not measured" and r.measured == "not measured: the stack has no ledger hook"
+    [r] = ledger(evidence(build(40, {"browse": steady(0, 40, 20, 5)}), ledger=Reconciliation.reconcile([], [])), Policy())
+    assert r.skipped and r.measured == "not measured: no order was attempted"
 
 
 # ------------------------------------------------------------------------------------ recovery
@@ -405,26 +407,25 @@ def _with_total_failure(until: float) -> dict[str, list[Sample]]:
 
 def test_recovery_passes_when_success_is_back_soon() -> None:
     [r] = recovery(evidence(build(40, _with_total_failure(32))), Policy())
-    assert r.passed and r.measured == "back to >= 99.0% 2s after the faults ended"
-    assert r.expected == "success >= 99.0% within 5s of the faults' end (baseline 100.0%)"
+    assert r.passed and r.measured == "back to >= 99.0% 2s after the last revert"
+    assert r.expected == "success >= 99.0% within 5s of the last revert at 30.0s (baseline 100.0%)"
 
 
 def test_recovery_fails_when_slow_or_never() -> None:
     [r] = recovery(evidence(build(40, _with_total_failure(37))), Policy())
-    assert not r.passed and r.measured == "back to >= 99.0% 7s after the faults ended"
+    assert not r.passed and r.measured == "back to >= 99.0% 7s after the last revert"
     assert recovery(evidence(build(40, _with_total_failure(37))), Policy(recovery_within_s=8))[0].passed
     [r] = recovery(evidence(build(40, _with_total_failure(40))), Policy())
     assert not r.passed and r.measured == "not back by the end of the run: 0.0% in the last 2s"
 
 
-def test_recovery_skips_without_baseline_or_recovery_phase() -> None:
+def test_recovery_needs_a_recovery_phase_not_a_baseline() -> None:
     load = build(40, healthy())
     [r] = recovery(evidence(load, derive_phases([(0, 20)], 40)), Policy())
-    assert r.skipped and r.measured == "skipped: no baseline phase (the first fault starts at 0s)"
+    assert r.passed and not r.skipped  # an absolute floor: no baseline needed
     [r] = recovery(evidence(load, derive_phases([(10, 38)], 40)), Policy())
-    assert r.skipped and "no recovery phase: only 2s after the last fault (need >= 3s)" in r.measured
-    [r] = recovery(evidence(load, derive_phases([], 40)), Policy())
-    assert r.skipped and r.phase == "run" and "no faults" in r.measured
+    assert r.skipped and "no recovery phase: only 2s after the last fault was reverted (need >= 3s)" in r.measured
+    assert recovery(evidence(load, derive_phases([], 40)), Policy()) == []  # no faults: nothing to recover from
 
 
 # ------------------------------------------------------------------------------------ amplification
@@ -447,7 +448,7 @@ def test_amplification_without_faults_judges_the_whole_run_and_skips_without_cou
     [r] = amplification(evidence(load, derive_phases([], 40), amplification=amp), Policy())
     assert r.passed and r.phase == "baseline" and r.measured.startswith("1.00 calls per action")
     [r] = amplification(evidence(load, amplification=None, amplification_note="no legacy call counter: x"), Policy())
-    assert r.skipped and r.measured == "skipped: no legacy call counter: x"
+    assert r.skipped and r.measured == "not measured: no legacy call counter: x"
 
 
 def test_amplification_from_bytes_is_relative_to_the_baseline() -> None:
@@ -465,7 +466,7 @@ def test_amplification_from_bytes_is_relative_to_the_baseline() -> None:
 def test_evaluate_runs_enabled_checks_in_order() -> None:
     ev = evidence(build(40, healthy()), ledger=Reconciliation.reconcile(["a"], ["a"]))
     names = [r.name for r in evaluate(ev, Policy())]
-    assert names == ["isolation"] * 3 + ["fail_fast"] * 3 + ["honest_degradation"] * 3 + ["ledger", "recovery", "amplification"]
+    assert names == ["baseline"] + ["isolation"] * 3 + ["fail_fast"] * 3 + ["honest_degradation"] * 3 + ["ledger", "recovery", "amplification"]
     assert "ledger" not in [r.name for r in evaluate(ev, Policy().with_(ledger=False))]
 
 
@@ -477,10 +478,170 @@ def test_table_is_aligned_and_failed_rows_come_first() -> None:
     ]
     text = format_table(rows)
     lines = text.splitlines()
-    assert lines[0].split() == ["check", "phase", "expected", "measured", "ok"]
+    assert lines[0].split() == ["check", "phase", "expected", "measured", "result"]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].startswith("isolation  fault") and lines[2].endswith("FAIL")
-    assert lines[3].endswith("ok") and lines[4].endswith("skip")
+    assert lines[3].endswith("pass") and lines[4].endswith("not measured")
     # columns line up: "measured" starts at the same offset on every row
     col = lines[0].index("measured")
     assert lines[2][col:].startswith("browse success 41.0%") and lines[3][col:].startswith("lowest:")
+
+
+# ------------------------------------------------------------------------------------ false passes (issue #9)
+# Each of these was once reported as a pass. Each now fails the run with a readable row.
+
+
+def _verdict(ev: Evidence, policy: Policy | None = None) -> tuple[bool, list[CheckResult]]:
+    rows = evaluate(ev, policy or Policy())
+    return all(r.passed for r in rows), rows
+
+
+def _counted(**kw: Any) -> Evidence:
+    """Evidence with a working legacy counter and ledger, so only the defect under test is missing."""
+    load = kw.pop("load")
+    kw.setdefault("amplification", Amplification("calls", "GET /stats", 480, 480,
+                                                 {"baseline": (120.0, 120), "fault": (240.0, 240), "recovery": (120.0, 120)}))
+    kw.setdefault("ledger", Reconciliation.reconcile([o.idempotency_key for o in load.orders], [o.idempotency_key for o in load.orders]))
+    kw.setdefault("link_bytes", {"baseline": 9000.0, "fault": 20000.0, "recovery": 9000.0})
+    return evidence(load, **kw)
+
+
+def test_a_healthy_run_passes_strictly() -> None:
+    ok, rows = _verdict(_counted(load=build(40, healthy(), orders=["k1", "k2"])))
+    assert ok, format_table(rows)
+    assert rows[0].name == "baseline" and rows[0].outcome == "pass" and "9,000 bytes to legacy through the proxy" in rows[0].measured
+
+
+@pytest.mark.parametrize("status", [503, 400, 409])
+def test_false_pass_cart_and_checkout_answer_an_instant_error_in_every_phase(status: int) -> None:
+    s = healthy()
+    s["add_to_cart"] = steady(0, 40, 10, 2, status)
+    s["checkout"] = steady(0, 40, 2, 2, status)
+    ok, rows = _verdict(_counted(load=build(40, s)))
+    assert not ok
+    [r] = rows  # one clear row: nothing else is judged against a broken system
+    assert r.name == "baseline" and r.outcome == "fail" and r.phase == "baseline"
+    assert r.measured.startswith(f"add_to_cart: 0 of 100 succeeded in the baseline (100 {status})"), r.measured
+    assert "checkout: 0 of 20 succeeded" in r.measured and "the system is broken before any fault; nothing else was judged" in r.measured
+
+
+def test_false_pass_mostly_404_is_a_wrong_binding() -> None:
+    s = healthy()
+    s["view_product"] = steady(0, 40, 20, 1, 404)
+    [r] = evaluate(_counted(load=build(40, s)), Policy())
+    assert r.name == "baseline" and not r.passed
+    assert "view_product: 200 of 200 answered 404/405 in the baseline: the profile's binding does not match the system" in r.measured
+
+
+def test_false_pass_zero_requests() -> None:
+    ok, rows = _verdict(_counted(load=build(40, {})))
+    assert not ok
+    [r] = rows
+    assert r.name == "baseline" and r.outcome == "fail" and r.measured.startswith("0 requests in the run")
+
+
+def test_false_pass_checkouts_attempted_none_acknowledged() -> None:
+    s = healthy()
+    s["checkout"] = mix(steady(0, 10, 2, 20, 201), steady(10, 40, 2, 20, 200))  # the shop answers, never acknowledges
+    ok, rows = _verdict(_counted(load=build(40, s), ledger=Reconciliation.reconcile([], [])))
+    assert not ok
+    r = row([r for r in rows if r.name == "ledger"], "recovery")
+    assert r.outcome == "fail" and r.measured == "80 order attempts (checkout), none acknowledged: no order could be checked"
+
+
+def test_false_pass_ledger_unreadable() -> None:
+    ev = _counted(load=build(40, healthy(), orders=["k1"]), ledger=None,
+                  ledger_error="no answer within 10s (1 acknowledged orders unchecked); last error: URLError: refused")
+    ok, rows = _verdict(ev)
+    assert not ok
+    [r] = [r for r in rows if r.name == "ledger"]
+    assert r.outcome == "fail" and "the ledger could not be read: no answer within 10s" in r.measured and "URLError" in r.measured
+
+
+def test_false_pass_ledger_never_settled() -> None:
+    rec = Reconciliation.reconcile(["k1", "k2", "k3"], ["k1"], waited_s=10.2, last_error="HTTPError: 503 legacy paused")
+    ok, rows = _verdict(_counted(load=build(40, healthy(), orders=["k1", "k2", "k3"]), ledger=rec))
+    assert not ok
+    [r] = [r for r in rows if r.name == "ledger"]
+    assert r.outcome == "fail" and "3 acknowledged: 1 found, 2 missing" in r.measured
+    assert "not settled after 10.2s (last error: HTTPError: 503 legacy paused)" in r.measured
+
+
+def test_false_pass_not_measured_is_never_a_pass() -> None:
+    ev = _counted(load=build(40, healthy(), orders=["k1"]), amplification=None, amplification_note="no legacy call counter: legacy has no /stats")
+    ok, rows = _verdict(ev)
+    assert not ok
+    [r] = [r for r in rows if r.name == "amplification"]
+    assert r.outcome == "not measured" and r.status == "NOT MEASURED" and r.reason == "no legacy call counter: legacy has no /stats"
+    assert r.to_dict()["outcome"] == "not measured"
+    assert format_table(rows).splitlines()[2].endswith("NOT MEASURED")  # failing rows first
+    ok, rows = _verdict(ev, Policy(strict=False))
+    assert ok and [r.status for r in rows if r.name == "amplification"] == ["not measured"]
+
+
+def test_false_pass_counter_read_failing_at_a_boundary_is_a_row() -> None:
+    amp = Amplification("calls", "GET /stats", 480, 480, {"baseline": (120.0, 120), "recovery": (120.0, 120)},
+                        {"fault": "the legacy counter could not be read at 30s: no answer"})
+    ok, rows = _verdict(_counted(load=build(40, healthy(), orders=["k1"]), amplification=amp))
+    assert not ok
+    r = row([r for r in rows if r.name == "amplification"], "fault")
+    assert r.outcome == "not measured" and r.reason == "the legacy counter could not be read at 30s: no answer"
+    assert [(f.name, f.phase) for f in rows if not f.passed] == [("amplification", "fault")]
+
+
+def test_false_pass_fault_lost_mid_window_makes_its_phase_not_measured() -> None:
+    ev = _counted(load=build(40, healthy(), orders=["k1"]), phase_problems={"fault": "the faults did not really happen: latency 800ms was lost at 14.0s"})
+    ok, rows = _verdict(ev)
+    assert not ok
+    fault_rows = [r for r in rows if r.phase == "fault"]
+    assert fault_rows and all(r.outcome == "not measured" for r in fault_rows)
+    assert all(r.phase == "fault" for r in rows if not r.passed)
+    assert "latency 800ms was lost at 14.0s" in fault_rows[0].reason
+
+
+def test_false_pass_503_without_retry_after_is_dishonest() -> None:
+    s = healthy()
+    s["add_to_cart"] = mix(steady(0, 10, 10, 20), steady(10, 30, 10, 3, 503), steady(30, 40, 10, 20))
+    load = build(40, s)
+    honest = honest_degradation(evidence(load), Policy())
+    assert row(honest, "fault").passed  # a 503 with Retry-After is explicit back-pressure
+    for sec in load.series["add_to_cart"].values():
+        if "503" in sec.kinds:
+            sec.kinds["503_no_retry_after"] = sec.kinds.pop("503")
+    r = row(honest_degradation(evidence(load), Policy()), "fault")
+    assert not r.passed and r.measured == "200 of 1040 requests (19.2%): 200 503 without Retry-After"
+    assert row(honest_degradation(evidence(load), Policy(retry_after_statuses=())), "fault").passed
+
+
+def test_honest_statuses_can_be_widened_for_a_fast_504() -> None:
+    s = healthy()
+    s["add_to_cart"] = mix(steady(0, 10, 10, 20), steady(10, 30, 10, 3, 504), steady(30, 40, 10, 20))
+    load = build(40, s)
+    assert not row(honest_degradation(evidence(load), Policy()), "fault").passed
+    assert row(honest_degradation(evidence(load), Policy(honest_statuses=(503, 504))), "fault").passed
+
+
+def test_false_pass_no_bytes_through_the_proxy() -> None:
+    ev = _counted(load=build(40, healthy()), link_bytes={"baseline": 0.0, "fault": 0.0, "recovery": 0.0})
+    ok, rows = _verdict(ev)
+    assert not ok
+    [r] = rows
+    assert r.name == "baseline" and r.outcome == "fail"
+    assert r.measured.startswith("120 legacy-bound requests succeeded but 0 bytes crossed the proxy in the baseline")
+    assert r.measured.endswith("the cloud does not reach legacy through the proxy: faults on this link cannot affect it")
+
+
+def test_false_pass_recovery_target_is_an_absolute_floor() -> None:
+    s = {a: mix(steady(0, 10, 20, 5, 200), steady(0, 10, 20, 5, 500), steady(10, 40, 20, 5, 200), steady(10, 40, 20, 5, 500))
+         for a in ("browse", "add_to_cart")}
+    [r] = recovery(evidence(build(40, s)), Policy())  # 50% everywhere: once "back to the baseline"
+    assert not r.passed and r.measured == "not back by the end of the run: 50.0% in the last 2s"
+    assert "success >= 99.0%" in r.expected and "(baseline 50.0%)" in r.expected
+
+
+def test_old_check_names_are_deprecated_aliases() -> None:
+    with pytest.warns(DeprecationWarning, match="'nothing_lost' is now called 'ledger'"):
+        p = Policy().with_(nothing_lost=False)
+    assert not p.is_enabled("ledger")
+    with pytest.warns(DeprecationWarning, match="'bounded_amplification' is now called 'amplification'"):
+        assert Policy(enabled=("bounded_amplification",)).enabled == ("amplification",)

@@ -9,6 +9,7 @@ Toxiproxy proxy that slows the stub down while a toxic is on.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_peakchaos import latency
-from pytest_peakchaos.checks import CheckResult, Policy, Reconciliation, derive_phases, evaluate
+from pytest_peakchaos.checks import Amplification, CheckResult, CounterReading, Policy, Reconciliation, derive_phases, evaluate
 from pytest_peakchaos.experiment import (
     Experiment,
     ExperimentResult,
@@ -27,8 +28,9 @@ from pytest_peakchaos.experiment import (
     legacy_stats_counter,
     toxiproxy_bytes_counter,
 )
+from pytest_peakchaos.evidence import BoundaryReadings, phase_deltas, realised_phases, settle_and_reconcile
 from pytest_peakchaos.faults import FaultSchedule
-from pytest_peakchaos.link import Link
+from pytest_peakchaos.link import Link, LinkEvent
 from tests.unit.test_checks import build, evidence, healthy, mix, steady
 
 # ------------------------------------------------------------------------------------ stub shop
@@ -248,11 +250,13 @@ def test_run_aligns_faults_with_the_load_and_reverts_them(shop: FakeStack) -> No
         "normal", duration=5, faults=[latency(ms=40, start=1.5, length=2)], seed=5, scale=0.4,
         checks=SMALL, settle="3s",
     )
-    assert [(p.name, p.start, p.end) for p in result.phases] == [("baseline", 0, 1.5), ("fault", 1.5, 3.5), ("recovery", 3.5, 5)]
     events = [(e["action"], e["t"]) for e in result.fault_events]
     assert [a for a, _ in events] == ["apply", "revert"]
     # applied and reverted on the load's clock (generous margins: a busy 2-core machine)
     assert 1.4 <= events[0][1] <= 2.3 and 3.4 <= events[1][1] <= 4.3
+    # phases follow what happened: the fault phase ends at the recorded revert, not the plan
+    assert [(p.name, p.start) for p in result.phases] == [("baseline", 0), ("fault", 1.5), ("recovery", events[1][1])]
+    assert result.phase("fault").end == events[1][1] and result.phase("recovery").end == 5
     assert not shop.the_link.active and shop.state.slow_s == 0.0
     # progress: one line a second with live numbers from the engine
     assert 3 <= len(lines) <= 7 and "req/s" in lines[1] and "errors" in lines[1]
@@ -273,13 +277,13 @@ def test_run_dict_follows_the_report_schema(shop: FakeStack) -> None:
     assert json.loads(json.dumps(d)) == d
     assert d["test"] == "tests/test_x.py::test_y" and d["seed"] == 9 and d["passed"] is result.passed
     assert set(d) == {
-        "test", "seed", "profile", "scale", "duration_s", "passed", "phases", "faults", "fault_events", "sessions",
+        "test", "seed", "profile", "scale", "duration_s", "passed", "strict", "not_measured", "warning", "phases", "faults", "fault_events", "sessions",
         "requests", "legacy_calls_per_session", "legacy_actions", "actions", "series", "checks", "ledger", "legacy", "failure",
     }
     [f] = d["faults"]
     assert f["kind"] == "toxic" and f["describe"] == "latency 30ms downstream 1s→3s" and (f["start"], f["end"]) == (1.0, 3.0)
     assert set(d["fault_events"][0]) == {"t", "action", "fault", "via"}
-    assert set(d["checks"][0]) == {"name", "phase", "passed", "expected", "measured", "detail"}
+    assert set(d["checks"][0]) == {"name", "phase", "outcome", "passed", "expected", "measured", "reason", "detail"}
     assert set(d["sessions"]) == {"arrived", "started", "refused_by_cap", "completed", "abandoned"}
     assert d["legacy"]["calls"] >= 1 and d["ledger"]["acknowledged"] == d["ledger"]["found"]
     # one row per second, gaps filled with empty seconds
@@ -331,16 +335,21 @@ def test_legacy_stats_counter_reads_stock_and_orders(shop: FakeStack) -> None:
 # ------------------------------------------------------------------------------------ verdict text
 
 
-def _result(samples: dict[str, Any], *, seed: int = 1234, name: str = "tests/test_shop.py::test_b") -> ExperimentResult:
+def _result(
+    samples: dict[str, Any], *, seed: int = 1234, name: str = "tests/test_shop.py::test_b", counter: bool = True,
+    policy: Policy | None = None,
+) -> ExperimentResult:
+    policy = policy or Policy()
     load = build(40, samples, seed=seed)
     phases = derive_phases([(10, 30)], 40)
-    ev = evidence(load, phases, ledger=Reconciliation.reconcile(["a"], ["a"]))
+    amp = Amplification("calls", "GET /stats", 600, 480, {"baseline": (120.0, 120), "fault": (300.0, 240), "recovery": (180.0, 120)})
+    ev = evidence(load, phases, ledger=Reconciliation.reconcile(["a"], ["a"]), amplification=amp if counter else None)
     fault = latency(ms=800, jitter=200, start=10, length=20)
     return ExperimentResult(
         name=name, load=load, seed=seed, profile="double11", scale=1.0, duration_s=40.0, phases=phases,
         faults=(fault,), fault_windows=tuple(FaultSchedule([fault], 40).windows()),
         fault_events=[{"t": 10.0, "action": "apply", "fault": fault.describe(), "via": "x", "detail": ""}],
-        ledger=ev.ledger, amplification=None, checks=evaluate(ev, Policy()), policy=Policy(),
+        ledger=ev.ledger, amplification=ev.amplification, checks=evaluate(ev, policy), policy=policy,
         legacy_actions=load.legacy_actions, request_timeout_s=5.0,
     )
 
@@ -354,17 +363,16 @@ def test_assert_graceful_message_is_a_small_table_with_the_replay_line() -> None
         result.assert_graceful()
     text = str(info.value)
     lines = text.splitlines()
-    assert lines[0] == "graceful degradation failed: 2 of 12 checks (tests/test_shop.py::test_b)"
+    assert lines[0] == "graceful degradation failed: 2 of 14 checks (tests/test_shop.py::test_b)"
     assert lines[1] == "faults: latency 800±200ms downstream 10s→30s"
     header = lines[3]
-    assert header.split() == ["check", "phase", "expected", "measured", "ok"]
-    body = lines[5:5 + 12]
+    assert header.split() == ["check", "phase", "expected", "measured", "result"]
+    body = lines[5:5 + 14]
     # failed rows first, each a single aligned line
     assert body[0].startswith("isolation") and body[0].endswith("FAIL") and "fault" in body[0]
     assert "browse success 41.0% (baseline 100.0%)" in body[0]
     assert body[1].startswith("honest_degradation") and body[1].endswith("FAIL")
-    assert all(b.endswith(("ok", "skip")) for b in body[2:])
-    assert len({len(line) for line in [header, *body] if not line.endswith("skip")}) >= 1
+    assert all(b.endswith("pass") for b in body[2:])
     assert lines[-1] == "replay: seed=1234 profile=double11 scale=1"
     assert result.failure_message() == text
     assert result.to_dict()["failure"] == text
@@ -382,3 +390,121 @@ def test_passing_result_and_summary() -> None:
     with pytest.raises(KeyError):
         result.check("speed")
     assert isinstance(result.checks[0], CheckResult)
+
+
+def test_not_measured_fails_a_strict_run_and_warns_a_lenient_one() -> None:
+    strict = _result(healthy(), counter=False)
+    assert not strict.passed
+    [row] = [c for c in strict.checks if c.name == "amplification"]
+    assert row.outcome == "not measured" and not row.passed and row.status == "NOT MEASURED"
+    text = strict.failure_message() or ""
+    assert "1 of them not measured, which fails a strict policy" in text and "NOT MEASURED" in text
+    lenient = _result(healthy(), counter=False, policy=Policy(strict=False))
+    assert lenient.passed and lenient.failure_message() is None
+    assert lenient.warning is not None and "amplification/run (no legacy call counter)" in lenient.warning
+    assert lenient.warning in lenient.summary()
+    d = lenient.to_dict()
+    assert d["not_measured"] == 1 and d["strict"] is False and d["warning"] == lenient.warning
+    [c] = [c for c in d["checks"] if c["name"] == "amplification"]
+    assert c["outcome"] == "not measured" and c["reason"] == "no legacy call counter"
+
+
+# ------------------------------------------------------------------------------------ evidence sources
+
+
+def _window(start: float, end: float) -> Any:
+    return next(iter(FaultSchedule([latency(ms=800, start=start, length=end - start)], 40).windows()))
+
+
+def test_phases_come_from_the_recorded_revert_not_the_plan() -> None:
+    w = _window(10, 30)
+    desc = w.fault.describe()
+    real = realised_phases([w], [LinkEvent(10.02, "apply", desc, "t1"), LinkEvent(31.7, "revert", desc, "recreate")], 40)
+    assert [(p.name, p.start, p.end) for p in real.phases] == [("baseline", 0, 10), ("fault", 10, 31.7), ("recovery", 31.7, 40)]
+    assert real.problems == {}
+
+
+def test_a_fault_that_did_not_apply_or_was_lost_is_a_phase_problem() -> None:
+    w = _window(10, 30)
+    desc = w.fault.describe()
+    failed = realised_phases([w], [LinkEvent(10.1, "error", desc, "apply", "ToxiproxyError: 500")], 40)
+    assert "did not apply (ToxiproxyError: 500)" in failed.problems["fault"] and "never applied" in failed.problems["recovery"]
+    lost = realised_phases([w], [LinkEvent(10.0, "apply", desc), LinkEvent(14.0, "error", desc, "re-apply", "timed out"),
+                                 LinkEvent(30.0, "revert", desc)], 40)
+    assert lost.problems == {"fault": f"the faults did not really happen: {desc} was lost at 14.0s (re-apply failed: timed out)"}
+    stuck = realised_phases([w], [LinkEvent(10.0, "apply", desc), LinkEvent(30.0, "error", desc, "revert", "RevertError: x")], 40)
+    assert stuck.problems == {"recovery": f"{desc}: its revert failed: RevertError: x"} and stuck.phases[-1].name == "fault"
+
+
+def test_a_counter_read_failing_at_a_boundary_is_named() -> None:
+    values = iter([CounterReading(10.0), None, CounterReading(50.0)])
+
+    def flaky() -> CounterReading | None:
+        return next(values)
+
+    def broken() -> CounterReading | None:
+        raise OSError("connection refused")
+
+    readings = BoundaryReadings({"legacy": flaky, "link": broken})
+    for t in (0.0, 10.0, math.inf):
+        readings.read(t)
+    phases = derive_phases([(10, 30)], 40)[:2]
+    deltas, unread = phase_deltas(readings, "legacy", phases, end_t=math.inf)
+    assert deltas == {} and unread == {
+        "baseline": "the legacy counter could not be read at 10s: no answer",
+        "fault": "the legacy counter could not be read at 10s: no answer",
+    }
+    _, unread = phase_deltas(readings, "link", phases, end_t=math.inf)
+    assert unread["baseline"] == "the link counter could not be read at 0s: OSError: connection refused"
+
+
+def test_ledger_polling_reports_unreadable_and_unsettled() -> None:
+    def down() -> list[dict[str, Any]]:
+        raise OSError("legacy paused")
+
+    rec, error = settle_and_reconcile(down, ["a", "b"], prefix="pc-x-", settle_s=0.2, poll_s=0.05)
+    assert rec is None and error == "no answer within 0.2s (2 acknowledged orders unchecked); last error: OSError: legacy paused"
+    calls = iter([[{"idempotency_key": "a"}]] * 100)
+    answers: list[Any] = []
+
+    def partial() -> list[dict[str, Any]]:
+        answers.append(1)
+        if len(answers) % 2 == 0:
+            raise OSError("outbox stuck")
+        return next(calls)
+
+    rec, error = settle_and_reconcile(partial, ["a", "b"], prefix="pc-x-", settle_s=0.3, poll_s=0.05)
+    assert error == "" and rec is not None and not rec.settled and rec.missing == 1 and rec.waited_s >= 0.25
+    assert rec.last_error == "" or rec.last_error == "OSError: outbox stuck"
+
+
+def test_a_fault_that_fails_to_apply_leaves_its_window_not_measured(shop: FakeStack) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Toxiproxy said 500")
+
+    shop.proxy.add_toxic = refuse  # type: ignore[method-assign]
+    result = Experiment(shop).run("normal", 4, [latency(ms=30, start=1, length=2)], seed=3, scale=0.3,  # type: ignore[arg-type]
+                                  checks=SMALL, settle="1s")
+    assert not result.passed
+    assert result.checks[0].name == "faults_applied" and not result.checks[0].passed
+    fault_rows = [c for c in result.checks if c.phase == "fault" and c.name != "faults_applied"]
+    assert fault_rows and all(c.outcome in ("not measured", "fail") for c in fault_rows)
+    assert any("did not apply (RuntimeError: Toxiproxy said 500)" in c.reason for c in fault_rows)
+
+
+def test_junit_properties_name_not_measured_checks_and_the_hook_gets_the_result(shop: FakeStack) -> None:
+    from types import SimpleNamespace
+
+    from pytest_peakchaos.fixture import Chaos
+
+    session = SimpleNamespace(settings=SimpleNamespace(seed=4, scale=1.0), results=[])
+    props: list[tuple[str, object]] = []
+    finished: list[ExperimentResult] = []
+    chaos = Chaos(shop, session, test="tests/t.py::test_x", record=lambda k, v: props.append((k, v)),  # type: ignore[arg-type]
+                  finished=finished.append)
+    # the fault lasts to the end of the load: recovery cannot be measured
+    result = chaos.run("normal", 3, [latency(ms=20, start=1, length=2)], scale=0.3, checks=SMALL, settle="1s")
+    assert finished == [result]
+    d = dict(props)
+    assert "recovery/recovery" in str(d["peakchaos_not_measured_checks"]).split(",")
+    assert d["peakchaos_verdict"] == "not graceful" and d["peakchaos_passed"] is False

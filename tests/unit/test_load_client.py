@@ -62,3 +62,14 @@ def test_build_request_and_base_url() -> None:
     assert parse_base_url("http://localhost") == ("localhost", 80, "")
     with pytest.raises(ValueError, match="only plain http://"):
         parse_base_url("https://127.0.0.1")
+
+
+def test_retry_after_is_noted_only_when_missing_on_429_503() -> None:
+    from pytest_peakchaos.load.client import _retry_after_flag
+
+    with_it = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n"
+    without = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+    in_body = b"HTTP/1.1 429 Too Many\r\nContent-Length: 16\r\n\r\n\r\nRetry-After: 1\r\n"
+    assert _retry_after_flag(with_it) is None
+    assert _retry_after_flag(without) == "no_retry_after"
+    assert _retry_after_flag(in_body) == "no_retry_after"  # the header, not the body

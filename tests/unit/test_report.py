@@ -58,6 +58,8 @@ def make_run(
     fault: tuple[float, float] = (10.0, 30.0),
     naive: bool = False,
     scale: float = 1.0,
+    not_measured: bool = False,
+    strict: bool = True,
 ) -> dict[str, Any]:
     """A realistic run: ``duration`` seconds of per-second data for 7 actions, a legacy latency fault.
 
@@ -120,17 +122,25 @@ def make_run(
          "measured": "checkout p99 5,012 ms" if naive else "checkout p99 412 ms", "detail": ""},
         {"name": "honest_degradation", "phase": "fault", "passed": not naive, "expected": "no 500s, resets or time-outs",
          "measured": f"{actions['browse']['errors']} time-outs" if naive else "0", "detail": "503/429 with Retry-After or 202 are fine"},
-        {"name": "nothing_lost", "phase": "recovery", "passed": True, "expected": "every acknowledged order exactly once",
+        {"name": "ledger", "phase": "recovery", "passed": True, "expected": "every acknowledged order exactly once",
          "measured": "120 of 120", "detail": ""},
         {"name": "recovery", "phase": "recovery", "passed": True, "expected": "success ≥ 99% within 10 s",
          "measured": "after 2 s", "detail": ""},
-        {"name": "bounded_amplification", "phase": "fault", "passed": True, "expected": "≤ 3 legacy calls per legacy action",
+        {"name": "amplification", "phase": "fault", "passed": True, "expected": "≤ 3 legacy calls per legacy action",
          "measured": "1.30", "detail": ""},
     ]
+    for c in checks:
+        c.update(outcome="pass" if c["passed"] else "fail", reason="")
+    if not_measured:
+        why = "no legacy call counter: legacy has no /stats"
+        checks[-1].update(outcome="not measured", passed=not strict, measured=f"not measured: {why}", reason=why, detail=why)
     passed = all(c["passed"] for c in checks)
+    nm = sum(1 for c in checks if c["outcome"] == "not measured")
+    warning = f"warning: {nm} check row(s) not measured and passed only because strict=False" if nm and not strict else None
     describe = f"latency 800±200ms downstream {f_start:g}s→{f_end:g}s"
     return {
         "test": test, "seed": seed, "profile": profile, "scale": scale, "duration_s": float(duration), "passed": passed,
+        "strict": strict, "not_measured": nm, "warning": warning,
         "phases": [{"name": "baseline", "start": 0.0, "end": f_start}, {"name": "fault", "start": f_start, "end": f_end},
                    {"name": "recovery", "start": f_end, "end": float(duration)}],
         "faults": [{"kind": "latency", "describe": describe, "start": f_start, "end": f_end, "latency": 800, "jitter": 200,
@@ -161,7 +171,7 @@ def test_a_realistic_document_is_valid() -> None:
     doc = make_document(make_run(), make_run(profile="normal", naive=True, seed=7))
     assert validate(doc) == []
     assert validate_run(doc["runs"][0]) == []
-    assert doc["schema"] == SCHEMA_ID == "peakchaos/1"
+    assert doc["schema"] == SCHEMA_ID == "peakchaos/2"
     assert SCHEMA["$schema"].endswith("2020-12/schema")
 
 
@@ -203,10 +213,30 @@ def test_validation_reports_every_problem_and_caps_the_list() -> None:
     assert len(problems) == 10 and problems[-1] == "... and 31 more problems"
 
 
+def test_a_peakchaos_1_document_is_read_as_peakchaos_2(tmp_path: Path) -> None:
+    doc = make_document()
+    doc["schema"] = "peakchaos/1"
+    for run in doc["runs"]:
+        for key in ("strict", "not_measured", "warning"):
+            del run[key]
+        for c in run["checks"]:
+            del c["outcome"], c["reason"]
+        run["checks"][-1]["measured"] = "skipped: no legacy call counter"
+    assert validate(doc) == []
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    new = load_json(path)
+    assert new["schema"] == "peakchaos/2"
+    last = new["runs"][0]["checks"][-1]
+    assert last["outcome"] == "not measured" and last["reason"] == "no legacy call counter"
+    assert new["runs"][0]["not_measured"] == 1 and "peakchaos/1" in new["runs"][0]["warning"]
+    assert [c["outcome"] for c in new["runs"][0]["checks"][:-1]] == ["pass"] * 5
+
+
 def test_other_schema_ids_and_non_documents_are_refused_clearly() -> None:
     doc = make_document()
-    doc["schema"] = "peakchaos/2"
-    assert validate(doc) == ["schema: this reader understands 'peakchaos/1', the document is 'peakchaos/2'"]
+    doc["schema"] = "peakchaos/3"
+    assert validate(doc) == ["schema: this reader understands 'peakchaos/1', 'peakchaos/2', the document is 'peakchaos/3'"]
     assert validate([]) == ["document: expected object, got array []"]
 
 
@@ -308,7 +338,7 @@ def test_html_has_header_tables_plots_and_no_external_references(tmp_path: Path)
             assert f"<td><b>{check['name']}</b></td>" in page
     assert page.count('<span class="badge pass">PASSED</span>') == 2  # header + overview row
     assert page.count('<span class="badge fail">FAILED</span>') == 2
-    assert page.count('<span class="bad">✘ FAIL</span>') == 3
+    assert page.count('<span class="bad" data-outcome="fail">✘ FAIL</span>') == 3
     assert "success ≥ 99% and p95 ≤ 3× baseline" in page and "browse 58.2%, p95 61×" in page
     assert "graceful degradation failed:" in page  # the failure message
     assert "Legacy calls per session" in page and "120 acknowledged" in page
@@ -417,7 +447,7 @@ def test_write_reports_writes_nothing_for_a_bad_document(tmp_path: Path) -> None
 
 def test_new_document_stamps_schema_time_and_version() -> None:
     doc = new_document([make_run()])
-    assert doc["schema"] == "peakchaos/1" and doc["peakchaos_version"] == "0.1.0"
+    assert doc["schema"] == "peakchaos/2" and doc["peakchaos_version"] == "0.1.0"
     assert doc["generated_at"].endswith("Z")
     assert datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00")).utcoffset() is not None
     assert validate(doc) == []
@@ -432,8 +462,8 @@ def test_summary_lines_header_checks_and_actions() -> None:
     assert lines[0] == f"graceful {TEST_ID}  double11 seed=1234 scale=1 40s"
     assert lines[1].split() == ["checks", "phase", "result", "expected", "measured"]
     check_rows = lines[2:8]
-    assert [r.split()[0] for r in check_rows] == ["isolation", "fail_fast", "honest_degradation", "nothing_lost",
-                                                   "recovery", "bounded_amplification"]
+    assert [r.split()[0] for r in check_rows] == ["isolation", "fail_fast", "honest_degradation", "ledger",
+                                                   "recovery", "amplification"]
     # aligned: every column starts at the same place
     for col in ("phase", "result", "expected", "measured"):
         at = lines[1].index(col)
@@ -467,3 +497,20 @@ def test_summary_lines_for_a_sparse_run() -> None:
     lines = summary_lines(run)
     assert lines[1] == "  no checks ran"
     assert lines[-1] == "  legacy calls/session n/a"
+
+
+def test_not_measured_has_its_own_word_and_colour_everywhere() -> None:
+    strict = make_run(not_measured=True)
+    lenient = make_run(not_measured=True, strict=False, seed=99)
+    assert validate(make_document(strict, lenient)) == []
+    assert strict["passed"] is False and lenient["passed"] is True
+    page = render_html(make_document(strict, lenient))
+    assert page.count('data-outcome="not-measured"') == 2
+    assert "? not measured (fails: strict)" in page and "? not measured</span>" in page
+    assert 'tr class="nm"' in page and "--nm:" in page
+    assert "✔ pass</span></td></tr>" not in page.split("amplification")[1][:400]  # never shown as a pass
+    assert lenient["warning"] in page
+    words = [line.split()[2:4] for line in summary_lines(strict) if line.strip().startswith("amplification")]
+    assert words == [["NOT", "MEASURED"]]
+    text = "\n".join(summary_lines(lenient))
+    assert "not measured" in text and lenient["warning"] in text
