@@ -217,6 +217,7 @@ def child_real(args: argparse.Namespace) -> None:
         "saturated_5ms": len(gen.saturated_seconds(5.0)), "seconds": len(rows),
         "gc": gen.totals(), "cpu_s": cpu, "cpu_share": gen.totals()["cpu_share"], "elapsed": result.elapsed_s,
         "rss_start": rss0, "rss_peak": peak, "kib_per_session": (peak - rss0) * 1024 / live if live else None,
+        "cpu_us_per_request": cpu / total.count * 1e6 if total.count else None,
     }
     print("RESULT " + json.dumps(out), flush=True)
 
