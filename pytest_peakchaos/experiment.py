@@ -315,6 +315,9 @@ class ExperimentResult:
             "  phases: " + ", ".join(f"{p.name} {p.start:g}-{p.end:g}s" for p in self.phases),
             "  faults: " + ("; ".join(w.fault.describe() for w in self.fault_windows) or "none"),
         ]
+        generator = load.generator.describe(self.policy.generator_delay_p99_ms)
+        if generator:
+            lines.append(f"  generator: {generator}")
         if self.amplification is not None and self.amplification.per_action is not None:
             amp = self.amplification
             lines.append(f"  legacy: {amp.total:.0f} {amp.unit} for {amp.actions} legacy-bound actions ({amp.per_action:.2f} per action)")

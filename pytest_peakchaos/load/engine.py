@@ -20,12 +20,14 @@ import heapq
 import json
 import math
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 from pytest_peakchaos.load.client import Pool, Request, parse_base_url
+from pytest_peakchaos.load.health import HealthSampler
 from pytest_peakchaos.load.plan import CHECKOUT, CompiledPlan, arrival_rng, session_rng
 from pytest_peakchaos.load.result import (
     ERROR_KINDS,
@@ -231,6 +233,7 @@ class Engine:
         self.end_sending = 0.0
         self.pool: Pool | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.health = HealthSampler(0.0)
 
     # -- recording ----------------------------------------------------------------------------------
     def _on_done(self, req: Request, status: int, body: bytes, err: str | None, t_done: float) -> None:
@@ -279,6 +282,8 @@ class Engine:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
         sec = int(intended - self.t0)
+        if req.t_sent > 0.0:
+            self.health.send_delay(sec, (req.t_sent - intended) * 1e6)
         per = self.open_sec[a]
         row = per.get(sec)
         late = False
@@ -505,6 +510,9 @@ class Engine:
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
         self.end_sending = self.t0 + cfg.duration
         hard_end = self.end_sending + cfg.request_timeout_s + 1.0
+        health = self.health
+        health.t0 = self.t0
+        health.install()
         if on_live is not None:
             on_live(self.live_totals)
         if on_start is not None:
@@ -515,8 +523,10 @@ class Engine:
         drain_deadline = None
         try:
             for _ in range(max_ticks):
+                expected = _monotonic() + _TICK_S
                 await asyncio.sleep(_TICK_S)
                 now = _monotonic()
+                health.loop_lag(expected, now, len(pool.waiting))
                 pool.expire(now)
                 self._expire_patience(now)
                 if not self.stopping:
@@ -545,6 +555,7 @@ class Engine:
                     self._stop("hard_limit")
                     break
         finally:
+            health.uninstall()
             arrivals.cancel()
             for task in list(self.tasks):
                 task.cancel()
@@ -555,7 +566,9 @@ class Engine:
             await asyncio.sleep(0)  # let transports deliver connection_lost
         elapsed = min(_monotonic(), hard_end) - self.t0
         self._finalize(None)
-        return self._result(elapsed)
+        res = self._result(elapsed)
+        res.generator = health.finish(min(_monotonic(), hard_end))
+        return res
 
     def _result(self, elapsed: float) -> LoadResult:
         cfg = self.cfg
@@ -610,6 +623,10 @@ def _raise_nofile(wanted: int) -> None:
             pass
 
 
+_GC_LOCK = threading.Lock()
+_GC_HOLDERS = [0, 0]  # [engines running, collector was enabled before the first]
+
+
 def run_engine(
     cfg: EngineConfig,
     *,
@@ -624,14 +641,24 @@ def run_engine(
     _raise_nofile(cfg.connections + 256)
     engine = Engine(cfg)
     loop = new_event_loop(cfg.use_uvloop)
-    # Fewer young-generation collections while the run allocates a few objects per request
-    # (about 5 % more throughput); the previous thresholds come back afterwards.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], 20_000), thresholds[1], thresholds[2])
+    # No automatic collections during the run. With tens of thousands of live sessions, CPython's
+    # collector paused the loop for 50-300 ms at a time (measured with gc.callbacks at 1,000
+    # sessions/s of real think time: p99 179 ms with it, 13 ms without; benchmarks/README.md), and
+    # the engine's hot path makes no reference cycles (that run freed ~100 objects by collection in
+    # 30 s). Any collection that still happens (another thread's gc.collect()) is measured as a
+    # generator pause. The previous state comes back afterwards.
+    with _GC_LOCK:  # engines on several threads: the first one in turns it off, the last one out on
+        if _GC_HOLDERS[0] == 0:
+            _GC_HOLDERS[1] = int(gc.isenabled())
+            gc.disable()
+        _GC_HOLDERS[0] += 1
     try:
         return loop.run_until_complete(engine.run(t0, on_start, stop_flag, on_live))
     finally:
-        gc.set_threshold(*thresholds)
+        with _GC_LOCK:
+            _GC_HOLDERS[0] -= 1
+            if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
+                gc.enable()
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:

@@ -32,6 +32,10 @@ __all__ = [
     "LoadResult",
     "new_hdr",
     "SCHEMA_VERSION",
+    "GeneratorSecond",
+    "GeneratorHealth",
+    "DEFAULT_GENERATOR_BOUND_MS",
+    "seconds_text",
 ]
 
 SCHEMA_VERSION = 1
@@ -383,6 +387,176 @@ class WindowStats(_SketchPercentiles):
         return self.ok / self.count if self.count else 1.0
 
 
+#: Default bound on the load generator's own p99 delay per second (``Policy.generator_delay_p99_ms``).
+DEFAULT_GENERATOR_BOUND_MS = 50.0
+
+@dataclass
+class GeneratorSecond:
+    """One second (from t0) of the generator's own health."""
+
+    second: int
+    lag: LogSketch = field(default_factory=LogSketch)  # loop lag samples, µs
+    send: LogSketch = field(default_factory=LogSketch)  # send delay per request, µs
+    gc_count: int = 0
+    gc_pause_ms: float = 0.0
+    gc_max_ms: float = 0.0
+    conn_queue_max: int = 0
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def lag_p99_ms(self) -> float:
+        return self.lag.quantile_us(0.99) / 1000.0
+
+    @property
+    def lag_max_ms(self) -> float:
+        return self.lag.max_us / 1000.0
+
+    @property
+    def send_p99_ms(self) -> float:
+        return self.send.quantile_us(0.99) / 1000.0
+
+    @property
+    def send_max_ms(self) -> float:
+        return self.send.max_us / 1000.0
+
+    @property
+    def delay_p99_ms(self) -> float:
+        """The generator's own p99 delay in this second: the larger of loop lag and send delay."""
+        return max(self.lag_p99_ms, self.send_p99_ms)
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU seconds per wall second the engine got (per worker on average when merged)."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def merge(self, other: GeneratorSecond) -> None:
+        self.lag = self.lag.merge(other.lag)
+        self.send = self.send.merge(other.send)
+        self.gc_count += other.gc_count
+        self.gc_pause_ms += other.gc_pause_ms
+        self.gc_max_ms = max(self.gc_max_ms, other.gc_max_ms)
+        self.conn_queue_max = max(self.conn_queue_max, other.conn_queue_max)
+        self.cpu_s += other.cpu_s
+        self.wall_s += other.wall_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t": self.second,
+            "delay_p99_ms": round(self.delay_p99_ms, 3),
+            "lag_p99_ms": round(self.lag_p99_ms, 3),
+            "lag_max_ms": round(self.lag_max_ms, 3),
+            "send_p99_ms": round(self.send_p99_ms, 3),
+            "send_max_ms": round(self.send_max_ms, 3),
+            "gc_count": self.gc_count,
+            "gc_pause_ms": round(self.gc_pause_ms, 3),
+            "gc_max_ms": round(self.gc_max_ms, 3),
+            "conn_queue_max": self.conn_queue_max,
+            "cpu_s": round(self.cpu_s, 4),
+            "wall_s": round(self.wall_s, 4),
+            "lag": self.lag.to_pairs(),
+            "send": self.send.to_pairs(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorSecond:
+        return cls(
+            int(d["t"]),
+            LogSketch.from_pairs(d.get("lag", []), float(d.get("lag_max_ms", 0.0)) * 1000.0),
+            LogSketch.from_pairs(d.get("send", []), float(d.get("send_max_ms", 0.0)) * 1000.0),
+            int(d.get("gc_count", 0)),
+            float(d.get("gc_pause_ms", 0.0)),
+            float(d.get("gc_max_ms", 0.0)),
+            int(d.get("conn_queue_max", 0)),
+            float(d.get("cpu_s", 0.0)),
+            float(d.get("wall_s", 0.0)),
+        )
+
+
+def seconds_text(seconds: Iterable[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3–5, 9"``."""
+    secs = sorted(set(seconds))
+    parts: list[str] = []
+    i = 0
+    while i < len(secs):
+        j = i
+        while j + 1 < len(secs) and secs[j + 1] == secs[j] + 1:
+            j += 1
+        parts.append(str(secs[i]) if i == j else f"{secs[i]}–{secs[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+@dataclass
+class GeneratorHealth:
+    """Per-second generator health of a run (all workers merged)."""
+
+    seconds: dict[int, GeneratorSecond] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.seconds)
+
+    def timeline(self) -> list[GeneratorSecond]:
+        return [self.seconds[s] for s in sorted(self.seconds)]
+
+    def delay_p99_ms(self, second: int) -> float:
+        row = self.seconds.get(second)
+        return row.delay_p99_ms if row is not None else 0.0
+
+    def saturated_seconds(self, bound_ms: float = DEFAULT_GENERATOR_BOUND_MS) -> list[int]:
+        """Seconds whose generator p99 delay exceeded ``bound_ms``: their latency is not the system's."""
+        return [s for s in sorted(self.seconds) if self.seconds[s].delay_p99_ms > bound_ms]
+
+    def saturated_in(self, start: float, end: float, bound_ms: float = DEFAULT_GENERATOR_BOUND_MS) -> list[int]:
+        """Saturated seconds within the run-relative window ``[start, end)``."""
+        lo, hi = int(math.floor(start)), int(math.ceil(end))
+        return [s for s in self.saturated_seconds(bound_ms) if lo <= s < hi]
+
+    def worst_ms(self, seconds: Iterable[int] | None = None) -> float:
+        rows = self.seconds.values() if seconds is None else [self.seconds[s] for s in seconds if s in self.seconds]
+        return max((r.delay_p99_ms for r in rows), default=0.0)
+
+    def describe(self, bound_ms: float = DEFAULT_GENERATOR_BOUND_MS, seconds: Iterable[int] | None = None) -> str:
+        """One line: ``""`` when the generator kept up, else what it added and where (the reason a
+        latency verdict in those seconds is *not measured*)."""
+        sat = self.saturated_seconds(bound_ms) if seconds is None else sorted(set(seconds))
+        if not sat:
+            return ""
+        what = f"second {sat[0]}" if len(sat) == 1 else f"seconds {seconds_text(sat)}"
+        return (f"the load generator was saturated: its own p99 delay was {self.worst_ms(sat):.0f} ms in {what} "
+                f"(bound {bound_ms:g} ms); add workers or a cluster")
+
+    def totals(self) -> dict[str, float]:
+        rows = list(self.seconds.values())
+        cpu = sum(r.cpu_s for r in rows)
+        wall = sum(r.wall_s for r in rows)
+        return {
+            "delay_p99_ms_max": round(self.worst_ms(), 3),
+            "gc_count": sum(r.gc_count for r in rows),
+            "gc_pause_ms": round(sum(r.gc_pause_ms for r in rows), 3),
+            "gc_max_ms": round(max((r.gc_max_ms for r in rows), default=0.0), 3),
+            "conn_queue_max": max((r.conn_queue_max for r in rows), default=0),
+            "cpu_share": round(cpu / wall, 3) if wall > 0 else 0.0,
+        }
+
+    def merge(self, other: GeneratorHealth) -> None:
+        for sec, row in other.seconds.items():
+            mine = self.seconds.get(sec)
+            if mine is None:
+                mine = self.seconds[sec] = GeneratorSecond(sec)
+            mine.merge(row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"totals": self.totals(), "seconds": [r.to_dict() for r in self.timeline()]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> GeneratorHealth:
+        if not d:
+            return cls()
+        rows = (GeneratorSecond.from_dict(r) for r in d.get("seconds", []))
+        return cls({r.second: r for r in rows})
+
+
 @dataclass
 class LoadResult:
     """Everything one run (or several merged worker runs) measured."""
@@ -404,6 +578,8 @@ class LoadResult:
     orders: list[AckOrder] = field(default_factory=list)
     legacy_actions: frozenset[str] = frozenset()
     scale: float = 1.0
+    #: the load generator's own health per second (loop lag, send delay, collector pauses)
+    generator: GeneratorHealth = field(default_factory=lambda: GeneratorHealth())
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -503,6 +679,7 @@ class LoadResult:
                         target[sec].merge(st)
                     else:
                         target[sec] = SecondStats(sec, st.count, st.ok, st.errors, st.queued, st.sketch)
+            self.generator.merge(o.generator)
             for sec, pair in o.session_series.items():
                 mine_pair = self.session_series.setdefault(sec, [0, 0])
                 mine_pair[0] += pair[0]
@@ -546,6 +723,10 @@ class LoadResult:
             "actions": {a: s.to_dict(histograms=histograms) for a, s in sorted(self.actions.items())},
             "series": series,
             "session_series": [[s, *self.session_series[s]] for s in sorted(self.session_series)],
+            "generator": self.generator.to_dict() if histograms else {
+                "totals": self.generator.totals(),
+                "seconds": [{k: v for k, v in row.items() if k not in ("lag", "send")} for row in self.generator.to_dict()["seconds"]],
+            },
             "orders": [
                 {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action}
                 for o in self.orders
@@ -573,6 +754,7 @@ class LoadResult:
         r.actions = {a: ActionStats.from_dict(a, s) for a, s in d["actions"].items()}
         r.series = {a: {row["t"]: SecondStats.from_dict(row) for row in rows} for a, rows in d["series"].items()}
         r.session_series = {row[0]: [row[1], row[2]] for row in d["session_series"]}
+        r.generator = GeneratorHealth.from_dict(d.get("generator"))
         r.orders = [AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout")) for o in d["orders"]]
         return r
 
@@ -585,6 +767,9 @@ class LoadResult:
             f"legacy calls/session={self.legacy_calls_per_session:.2f} orders acknowledged={len(self.orders)}",
             f"{'action':<17}{'count':>9}{'ok%':>8}{'err':>7}{'p50ms':>9}{'p95ms':>9}{'p99ms':>9}{'maxms':>9}",
         ]
+        gen = self.generator.describe()
+        if gen:
+            lines.insert(2, gen)
         for a, s in sorted(self.actions.items()):
             lines.append(
                 f"{a:<17}{s.count:>9}{100 * s.success_rate:>7.1f}%{s.error_count:>7}"
