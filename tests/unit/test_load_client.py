@@ -60,5 +60,6 @@ def test_build_request_and_base_url() -> None:
     assert body == b'{"sku":1}'
     assert parse_base_url("http://127.0.0.1:8000/api/") == ("127.0.0.1", 8000, "/api")
     assert parse_base_url("http://localhost") == ("localhost", 80, "")
-    with pytest.raises(ValueError, match="only plain http://"):
-        parse_base_url("https://127.0.0.1")
+    assert parse_base_url("https://127.0.0.1") == ("127.0.0.1", 443, "")
+    with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
+        parse_base_url("ftp://127.0.0.1")

@@ -46,7 +46,7 @@ def test_builtins_are_listed_and_valid() -> None:
 def test_reference_shop_bindings() -> None:
     bindings, legacy = load_bindings("reference_shop")
     assert bindings["add_to_cart"] == RequestBinding(
-        method="POST", path="/carts/{cart_id}/items", json={"sku": "{sku}", "qty": "{qty}"}
+        method="POST", path="/carts/{cart_id}/items", json={"sku": "{sku}", "qty": "{qty}"}, cart="add", klass="legacy"
     )
     checkout = bindings["checkout"]
     assert checkout.idempotency_key == "Idempotency-Key"
@@ -89,7 +89,7 @@ def test_round_trip_through_dict() -> None:
         ),
         (
             "behaviour:\n  transitions:\n    entry: {hom: 1.0}\n",
-            r"behaviour\.transitions\.entry\.hom: unknown target state; valid values: home, browse, search",
+            r"behaviour\.transitions\.entry\.hom: unknown target state 'hom' \(it has no row\); valid values: exit",
         ),
         (
             "behaviour:\n  transitions:\n    entry: {home: 1.0}\n    home: {exit: 1.0}\n  think:\n    home: {dist: gamma, mean: 1}\n",
@@ -101,15 +101,19 @@ def test_round_trip_through_dict() -> None:
         ),
         (
             "bindings:\n  home: {method: GET, path: '/x/{colour}'}\n",
-            r"unknown template variable \{colour\}; valid values: cart_id, idempotency_key, page, qty, query, run_id, session, sku",
+            r"unknown template variable \{colour\}; valid values: cart, cart_id, cart_items, cart_size, idempotency_key, page, qty, query, run_id, session, sku",
         ),
         (
             "bindings:\n  hme: {method: GET, path: /}\n",
-            r"bindings\.hme: unknown action; valid values: home, browse, search, view_product",
+            r"state 'home' can be reached but has no binding; bound states: hme",
+        ),
+        (
+            "bindings:\n  home: {method: GET, path: /}\n  hme: {method: GET, path: /}\n",
+            r"bindings\.hme: not a state of the behaviour graph; valid values: home",
         ),
         (
             "behaviour:\n  transitions:\n    entry: {home: 0.5, search: 0.5}\n    home: {exit: 1.0}\n    search: {exit: 1.0}\n",
-            r"action 'search' can be reached but has no binding; bound actions: home",
+            r"state 'search' can be reached but has no binding; bound states: home",
         ),
         (
             "patience: {retry_probability: 2}\n",
