@@ -334,7 +334,7 @@ class Behaviour:
             for a, row in self.transitions.items():
                 if any(p > 0 and b in can_exit for b, p in row.items()):
                     can_exit.add(a)
-        for a in (ENTRY, *self.reachable()):
+        for a in (*self.reachable(), ENTRY):
             if a not in can_exit:
                 raise ProfileError(f"{where}.{a}: no way out: no path from {a!r} to {EXIT!r}; sessions would never end")
         for a in self.think:
