@@ -593,12 +593,11 @@ class Experiment:
         if legacy_actions is None:
             legacy = frozenset(prof.legacy_actions)
         else:
-            from pytest_peakchaos.profiles import ACTIONS
-
+            states = prof.behaviour.actions
             legacy = frozenset(legacy_actions)
-            bad = sorted(a for a in legacy if a not in ACTIONS)
+            bad = sorted(a for a in legacy if a not in states)
             if bad:
-                raise ValueError(f"legacy_actions: unknown action(s) {', '.join(bad)}; valid values: {', '.join(ACTIONS)}")
+                raise ValueError(f"legacy_actions: unknown action(s) {', '.join(bad)}; valid values: {', '.join(states)}")
         link = self.link if fault_list else None
         if fault_list and link is None:
             raise ValueError("faults: the stack declares no legacy link to put them on")

@@ -598,8 +598,6 @@ def shopper_sessions(
     """
     # via pytest_peakchaos.load, which imports the profile modules in an order that always works
     from pytest_peakchaos.load import load_profile
-    from pytest_peakchaos.profiles.model import NEEDS_CART, STATES
-
     prof = load_profile(profile)
     behaviour = prof.behaviour
     limit = behaviour.max_actions if max_actions is None else max_actions
@@ -607,7 +605,10 @@ def shopper_sessions(
         raise ValueError(f"shopper_sessions: max_actions must be a whole number >= 1 or None, got {max_actions!r}")
     limit = min(limit, behaviour.max_actions)
     transitions = behaviour.transitions
-    needs_cart = frozenset(NEEDS_CART)
+    binds = prof.bindings
+    needs_cart = frozenset(a for a, b in binds.items() if b.needs_cart)
+    cart_op = {a: b.cart for a, b in binds.items() if b.cart}
+    draws_sku = frozenset(a for a, b in binds.items() if "sku" in b.draw)
     can = _exact_lengths(transitions, needs_cart, limit)
     lengths = [n for n in range(limit + 1) if n >= 1 and "entry" in can[n]]
     if not lengths:
@@ -615,7 +616,7 @@ def shopper_sessions(
             f"shopper_sessions: profile {prof.name!r} has no path from entry to exit of at most {limit} actions; "
             "raise max_actions"
         )
-    order = {s: i for i, s in enumerate(STATES)}
+    order = {s: i for i, s in enumerate(("entry", *behaviour.actions, "exit"))}
     # each row's targets, likeliest first (a draw of 0 picks the likeliest), with integer weights
     rows: dict[str, list[tuple[str, int]]] = {}
     for src, row in transitions.items():
@@ -643,18 +644,20 @@ def shopper_sessions(
                     break
                 pick -= w
             sku: int | None = None
-            if nxt == "view_product":
+            op = cart_op.get(nxt)
+            if nxt in draws_sku:
                 sku = last_viewed = draw(st.integers(first_sku, last_sku))
-            elif nxt == "add_to_cart":
-                sku = last_viewed if state == "view_product" and last_viewed is not None else draw(
-                    st.integers(first_sku, last_sku)
-                )
+            if op == "add":
+                if sku is None:
+                    sku = last_viewed if state in draws_sku and last_viewed is not None else draw(
+                        st.integers(first_sku, last_sku)
+                    )
                 if sku not in cart:
                     cart.append(sku)
-            elif nxt == "remove_from_cart":
+            elif op == "remove":
                 sku = draw(st.sampled_from(cart))
                 cart.remove(sku)
-            elif nxt == "checkout":
+            elif op == "clear":
                 cart.clear()
             steps.append(ShopperStep(nxt, sku))
             state = nxt

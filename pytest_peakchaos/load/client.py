@@ -9,8 +9,8 @@ deadlines (a timer heap swept by the engine's ticker, not a timer per request), 
 classification (``timeout``, ``reset``, ``refused``, ``other``) the engine records as is. There is
 no transparent retry: a reset is reported, never hidden.
 
-Only plain ``http://`` to literal hosts is supported: load goes to 127.0.0.1 and the project's
-own containers.
+``http://`` and ``https://`` (TLS through the event loop's SSL transport; verification is the
+caller's context) to literal hosts: load goes to 127.0.0.1 and the project's own containers.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import asyncio
 import heapq
 import time
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["Request", "Pool", "build_request", "parse_base_url"]
+__all__ = ["Request", "Pool", "build_request", "parse_base_url", "parse_base_url_full"]
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 _monotonic = time.monotonic
@@ -34,7 +34,7 @@ DoneCallback = Callable[["Request", int, bytes, "str | None", float], None]
 class Request:
     """One HTTP request in flight. ``raw`` is the whole serialized request."""
 
-    __slots__ = ("raw", "no_body", "deadline", "on_done", "done", "t_sent", "ctx", "conn")
+    __slots__ = ("raw", "no_body", "deadline", "on_done", "done", "t_sent", "ctx", "conn", "want_head", "head")
 
     def __init__(self, raw: bytes, deadline: float, on_done: DoneCallback, ctx: object = None, no_body: bool = False) -> None:
         self.raw = raw
@@ -45,22 +45,32 @@ class Request:
         self.t_sent = 0.0
         self.ctx = ctx
         self.conn: _Conn | None = None
+        self.want_head = False  # keep the raw response in ``head`` (headers for cookies, captures)
+        self.head: bytes | None = None
 
     def __lt__(self, other: Request) -> bool:  # heap tie-break
         return id(self) < id(other)
 
 
 def parse_base_url(base_url: str) -> tuple[str, int, str]:
-    """``http://host:port[/prefix]`` -> (host, port, path prefix without trailing slash)."""
+    """``http[s]://host:port[/prefix]`` -> (host, port, path prefix without trailing slash)."""
+    return parse_base_url_full(base_url)[1:]
+
+
+def parse_base_url_full(base_url: str) -> tuple[str, str, int, str]:
+    """``http[s]://host:port[/prefix]`` -> (scheme, host, port, path prefix without trailing slash)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(base_url)
-    if parts.scheme != "http":
-        raise ValueError(f"base_url: only plain http:// URLs are supported, got {base_url!r}")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"base_url: expected an http:// or https:// URL, got {base_url!r}")
     if not parts.hostname:
         raise ValueError(f"base_url: no host in {base_url!r}")
-    port = parts.port or 80
-    return parts.hostname, port, parts.path.rstrip("/")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f"base_url: bad port in {base_url!r}") from None
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
 def build_request(method: str, target: str, host_header: str, *, body: bytes = b"", headers: tuple[tuple[str, str], ...] = (),
@@ -116,6 +126,8 @@ class _Conn(asyncio.Protocol):
             self._fail("other")
             return
         status, body, keep_alive = done
+        if req.want_head:
+            req.head = buf
         self.buf = b""
         self.req = None
         req.conn = None
@@ -135,6 +147,8 @@ class _Conn(asyncio.Protocol):
             done = _parse_response(self.buf, req.no_body, True)
             if done is not None and done[0] > 0:
                 status, body, _ = done
+                if req.want_head:
+                    req.head = self.buf
                 self.req = None
                 req.conn = None
                 if not req.done:
@@ -277,9 +291,10 @@ class Pool:
     """Keep-alive connections to one host:port, at most ``max_connections`` open at once; requests
     beyond that wait (FIFO) — the wait counts in their latency, which runs from the intended send."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, max_connections: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, max_connections: int, ssl: Any = None) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        self.ssl = ssl  # an ssl.SSLContext for https, else None
         self.loop = loop
         self.host = host
         self.port = port
@@ -324,7 +339,12 @@ class Pool:
         kind: str | None = None
         conn: _Conn | None = None
         try:
-            _, proto = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+            if self.ssl is None:
+                _, proto = await self.loop.create_connection(lambda: _Conn(self), self.host, self.port)
+            else:
+                _, proto = await self.loop.create_connection(
+                    lambda: _Conn(self), self.host, self.port, ssl=self.ssl, server_hostname=self.host
+                )
             conn = proto
         except ConnectionRefusedError:
             kind = "refused"

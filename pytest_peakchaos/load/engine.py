@@ -19,16 +19,18 @@ import asyncio
 import heapq
 import json
 import math
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-from pytest_peakchaos.load.client import Pool, Request, parse_base_url
+from pytest_peakchaos.load.client import Pool, Request, parse_base_url_full
+from pytest_peakchaos.load.cookies import CookieJar
 from pytest_peakchaos.load.health import HealthSampler
-from pytest_peakchaos.load.plan import CHECKOUT, CompiledPlan, arrival_rng, session_rng
+from pytest_peakchaos.load.plan import CompiledPlan, arrival_rng, session_rng
 from pytest_peakchaos.load.result import (
     ERROR_KINDS,
     COARSE_FACTOR,
@@ -91,18 +93,52 @@ class EngineConfig:
 # ------------------------------------------------------------------------------------------------
 # request bindings compiled for the hot path
 
+_QCACHE: dict[Any, str] = {}
+_SET_COOKIE = re.compile(rb"\r\nset-cookie:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def _q_path(v: Any) -> str:
+    """URL-quote a value for a path (cached: values repeat: skus, terms, ids)."""
+    if type(v) is int:
+        return str(v)
+    if isinstance(v, list):
+        return ",".join(_q_path(x) for x in v)
+    if isinstance(v, dict):
+        return quote(json.dumps(v, separators=(",", ":")), safe="")
+    s = _QCACHE.get(v)
+    if s is None:
+        s = quote(str(v), safe="")
+        if len(_QCACHE) > 20_000:
+            _QCACHE.clear()
+        _QCACHE[v] = s
+    return s
+
+
+def _q_form(v: Any) -> str:
+    if isinstance(v, list):
+        return quote_plus(",".join(map(str, v)))
+    return quote_plus(str(v))
+
+
+def _plain(v: Any) -> str:
+    if isinstance(v, list):
+        return ",".join(map(str, v))
+    return str(v)
+
 
 def _compile_json(tpl: Any) -> Callable[[dict[str, Any]], Any]:
-    import string
+    from pytest_peakchaos.profiles.template import Template
 
     if isinstance(tpl, str):
-        parsed = list(string.Formatter().parse(tpl))
-        if len(parsed) == 1 and parsed[0][0] == "" and parsed[0][1]:
-            name = parsed[0][1]
-            return lambda v: v[name]
-        if any(p[1] for p in parsed):
-            return lambda v: tpl.format_map(v)
-        return lambda v: tpl
+        t = Template(tpl)
+        if t.static:
+            lit = t.literal
+            return lambda v: lit
+        if t.single is not None:
+            name, fld = t.single
+            if fld is None:
+                return lambda v: v.get(name, "")
+        return t.typed
     if isinstance(tpl, dict):
         items = [(k, _compile_json(x)) for k, x in tpl.items()]
         return lambda v: {k: f(v) for k, f in items}
@@ -124,43 +160,95 @@ def _dotted(doc: Any, path: str) -> Any:
     return cur
 
 
+def _final_head(buf: bytes) -> tuple[int, int]:
+    """(start, end) of the final (non-1xx) response head in ``buf``."""
+    start = 0
+    for _ in range(8):
+        end = buf.find(b"\r\n\r\n", start)
+        if end < 0:
+            return start, len(buf)
+        if buf[start + 9 : start + 10] != b"1":
+            return start, end
+        start = end + 4
+    return start, len(buf)
+
+
+def _header_value(buf: bytes, start: int, end: int, name: bytes) -> str | None:
+    m = re.compile(rb"\r\n" + re.escape(name) + rb":[ \t]*([^\r\n]*)", re.IGNORECASE).search(buf, start, end)
+    return None if m is None else m.group(1).strip().decode("latin-1")
+
+
 class _Bound:
-    """One action's binding, ready to serialize requests quickly."""
+    """One state's binding, ready to serialize requests quickly."""
 
-    __slots__ = ("action", "method", "path", "head_tail", "json_fn", "dyn_headers", "idem", "ack", "order_id", "capture", "parse", "no_body")
+    __slots__ = ("action", "sends", "method", "path", "head_tail", "json_fn", "form", "body", "dyn_headers", "idem",
+                 "keyed", "ack", "order_id", "captures", "cap_lo", "cap_hi", "parse", "no_body", "want_head", "effects",
+                 "cookies", "capture_refs", "ctype")
 
-    def __init__(self, action: str, b: RequestBinding, prefix: str, host_header: str) -> None:
+    def __init__(self, action: str, b: RequestBinding, prefix: str, host_header: str, session: Any = None,
+                 captured: frozenset[str] = frozenset()) -> None:
+        from pytest_peakchaos.profiles.template import Template, fields
+
         self.action = action
+        self.sends = b.sends
         self.method = b.method
-        self.path = prefix + b.path
-        static = [f"Host: {host_header}", "User-Agent: peakchaos", "Accept: */*"]
-        dyn: list[tuple[str, str]] = []
+        self.path = Template(prefix.replace("{", "{{").replace("}", "}}") + b.path)
+        defaults: dict[str, tuple[str, str]] = {"user-agent": ("User-Agent", "peakchaos"), "accept": ("Accept", "*/*")}
+        for k, v in (getattr(session, "headers", ()) or ()):
+            defaults[k.lower()] = (k, v)
         for k, v in b.headers:
+            defaults[k.lower()] = (k, v)
+        static = [f"Host: {host_header}"]
+        dyn: list[tuple[Any, Any]] = []
+        for k, v in defaults.values():
             if "{" in k or "{" in v:
-                dyn.append((k, v))
+                dyn.append((Template(k), Template(v)))
             else:
                 static.append(f"{k}: {v}")
-        self.dyn_headers: tuple[tuple[str, str], ...] = tuple(dyn)
+        self.dyn_headers: tuple[tuple[Any, Any], ...] = tuple(dyn)
         self.head_tail = " HTTP/1.1\r\n" + "".join(f"{h}\r\n" for h in static)
         self.json_fn = _compile_json(b.json) if b.json is not None else None
+        self.form = tuple((Template(k), Template(v)) for k, v in b.form) if b.form is not None else None
+        self.body = Template(b.body) if b.body is not None else None
+        self.ctype = b.content_type or ("text/plain; charset=utf-8" if b.body is not None else None)
         self.idem = b.idempotency_key
+        self.keyed = bool(b.idempotency_key or b.acknowledge)
         self.ack = frozenset(b.acknowledge)
         self.order_id = b.order_id
-        self.capture = b.capture
-        self.parse = bool(b.order_id or b.capture)
+        self.captures = tuple(
+            (c.var, c.kind, re.compile(c.expr.encode("utf-8")) if c.kind == "regex" else c.expr) for c in b.capture
+        )
+        self.cap_lo, self.cap_hi = b.capture_status
+        self.parse = bool(b.order_id or any(c.kind == "json" for c in b.capture))
         self.no_body = b.method == "HEAD"
+        self.cookies = bool(getattr(session, "cookies", False))
+        self.want_head = self.cookies or any(c.kind == "header" for c in b.capture)
+        self.effects = bool(self.parse or self.ack or self.captures or self.want_head)
+        used = set()
+        for t in (b.path, b.json, b.body, *(x for kv in b.headers for x in kv), *(x for kv in (b.form or ()) for x in kv)):
+            used |= {n.split(".", 1)[0] for n in fields(t)}
+        self.capture_refs = tuple(sorted(used & captured))
 
-    def render(self, pvars: dict[str, Any], jvars: dict[str, Any], key: str | None) -> bytes:
-        path = self.path.format_map(pvars) if "{" in self.path else self.path
+    def render(self, values: dict[str, Any], key: str | None, jar: CookieJar | None = None, https: bool = False) -> bytes:
+        path = self.path.render(values, _q_path)
+        cookie = jar.header(path, https) if jar is not None and jar.cookies else None
         parts = [self.method, " ", path, self.head_tail]
         for k, v in self.dyn_headers:
-            parts.append(f"{k.format_map(pvars)}: {v.format_map(jvars)}\r\n")
+            parts.append(f"{k.render(values, _plain)}: {v.render(values, _plain)}\r\n")
         if key is not None and self.idem:
             parts.append(f"{self.idem}: {key}\r\n")
+        if cookie:
+            parts.append(f"Cookie: {cookie}\r\n")
         body = b""
         if self.json_fn is not None:
-            body = json.dumps(self.json_fn(jvars), separators=(",", ":")).encode()
+            body = json.dumps(self.json_fn(values), separators=(",", ":")).encode()
             parts.append(f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+        elif self.form is not None:
+            body = "&".join(f"{k.render(values, _q_form)}={v.render(values, _q_form)}" for k, v in self.form).encode("latin-1")
+            parts.append(f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n")
+        elif self.body is not None:
+            body = self.body.render(values, _plain).encode("utf-8")
+            parts.append(f"Content-Type: {self.ctype}\r\nContent-Length: {len(body)}\r\n")
         elif self.method in ("POST", "PUT", "PATCH"):
             parts.append("Content-Length: 0\r\n")
         parts.append("\r\n")
@@ -171,31 +259,43 @@ class _Bound:
 
 
 class _SessionState:
-    __slots__ = ("index", "pvars", "jvars")
+    __slots__ = ("index", "vars", "jar")
 
-    def __init__(self, index: int, pvars: dict[str, Any], jvars: dict[str, Any]) -> None:
+    def __init__(self, index: int, values: dict[str, Any], jar: CookieJar | None) -> None:
         self.index = index
-        self.pvars = pvars
-        self.jvars = jvars
+        self.vars = values
+        self.jar = jar
 
 
 class Engine:
     """One process's share of a run (``worker`` of ``workers``). Use ``run_engine``."""
 
     def __init__(self, cfg: EngineConfig) -> None:
-        from pytest_peakchaos.profiles.model import ACTIONS
-
         self.cfg = cfg
         p = cfg.profile
         self.plan = CompiledPlan(p)
-        self.actions = ACTIONS
-        host, port, prefix = parse_base_url(cfg.base_url)
+        self.actions = self.plan.actions
+        ACTIONS = self.actions
+        scheme, host, port, prefix = parse_base_url_full(cfg.base_url)
         self.host, self.port = host, port
-        host_header = host if port == 80 else f"{host}:{port}"
+        self.https = scheme == "https"
+        self.ssl = _ssl_context(p.session.tls_verify) if self.https else None
+        host_header = host if port == (443 if self.https else 80) else f"{host}:{port}"
+        captured = frozenset(c.var for b in p.bindings.values() for c in b.capture)
         self.bound: list[_Bound | None] = [
-            _Bound(a, p.bindings[a], prefix, host_header) if a in p.bindings else None for a in ACTIONS
+            _Bound(a, p.bindings[a], prefix, host_header, p.session, captured) if a in p.bindings else None for a in ACTIONS
         ]
-        self.quoted_terms = [quote(t, safe="") for t in p.catalog.search_terms]
+        self.cookies = p.session.cookies
+        # the planner writes data-set rows and the cart's variables only when a template uses them
+        used: set[str] = set()
+        for b in p.bindings.values():
+            used |= {v.split(".", 1)[0] for v in b.variables()}
+        for _, v in p.session.headers:
+            from pytest_peakchaos.profiles.template import fields
+
+            used |= {x.split(".", 1)[0] for x in fields(v)}
+        self.needs_sink = bool(used & ({"cart", "cart_size", "cart_items"} | set(self.plan.dataset_names)))
+        self.warnings: dict[str, dict[str, dict[str, Any]]] = {}
         self.patience = p.patience
         shape = p.shape.over(cfg.shape_duration or cfg.duration)
         self.shape = shape
@@ -276,8 +376,8 @@ class Engine:
             else:
                 self.errors[a]["status_4xx"] += 1
             b = self.bound[a]
-            if b is not None and (b.parse or b.ack):
-                self._response_effects(b, st, status, body, key)
+            if b is not None and b.effects:
+                self._response_effects(b, st, status, body, key, req)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
@@ -319,9 +419,26 @@ class Engine:
     def _late(self, a: int, sec: int, row: list[Any]) -> None:
         self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {}))
 
-    def _response_effects(self, b: _Bound, st: _SessionState, status: int, body: bytes, key: str | None) -> None:
+    def _warn(self, kind: str, what: str, example: str) -> None:
+        per = self.warnings.setdefault(kind, {})
+        w = per.get(what)
+        if w is None:
+            per[what] = {"count": 1, "example": example}
+        else:
+            w["count"] += 1
+
+    def _response_effects(self, b: _Bound, st: _SessionState, status: int, body: bytes, key: str | None, req: Request) -> None:
+        buf: bytes | None = getattr(req, "head", None) if b.want_head else None
+        hs = he = 0
+        if buf is not None:
+            hs, he = _final_head(buf)
+            if b.cookies and st.jar is not None:
+                m = _SET_COOKIE.search(buf, hs, he)
+                if m is not None:
+                    self._set_cookies(b, st, buf, hs, he, status)
+        capturing = b.captures and b.cap_lo <= status <= b.cap_hi
         doc: Any = None
-        if b.parse and 200 <= status < 300 and body:
+        if b.parse and body and (capturing or (b.ack and status in b.ack)):
             try:
                 doc = json.loads(body)
             except ValueError:
@@ -329,12 +446,35 @@ class Engine:
         if b.ack and status in b.ack:
             oid = _dotted(doc, b.order_id) if (b.order_id and doc is not None) else None
             self.orders.append(AckOrder(key or "", status, None if oid is None else str(oid), b.action))
-        if b.capture and doc is not None:
-            for var, path in b.capture:
-                value = _dotted(doc, path)
-                if value is not None:
-                    st.jvars[var] = value
-                    st.pvars[var] = quote(str(value), safe="")
+        if capturing:
+            values = st.vars
+            for var, kind, expr in b.captures:
+                value: Any = None
+                if kind == "json":
+                    value = _dotted(doc, expr) if doc is not None else None  # type: ignore[arg-type]
+                elif kind == "header":
+                    value = _header_value(buf, hs, he, expr.encode("latin-1")) if buf is not None else None  # type: ignore[union-attr]
+                else:
+                    m = expr.search(body)  # type: ignore[union-attr]
+                    if m is not None:
+                        value = (m.group(1) if m.re.groups else m.group(0)).decode("utf-8", "replace")
+                if value is None:
+                    self._warn("capture_miss", f"{b.action}.{var}", f"status {status}: {body[:300]!r}")
+                else:
+                    values[var] = value
+
+    def _set_cookies(self, b: _Bound, st: _SessionState, buf: bytes, hs: int, he: int, status: int) -> None:
+        from pytest_peakchaos.load.cookies import BadCookie
+
+        jar = st.jar
+        assert jar is not None
+        path = b.path.render(st.vars, _q_path)
+        for m in _SET_COOKIE.finditer(buf, hs, he):
+            line = m.group(1).decode("latin-1")
+            try:
+                jar.set(line, path)
+            except BadCookie as exc:
+                self._warn("bad_cookie", b.action, f"status {status}: {exc}")
 
     def _finalize(self, upto_sec: int | None) -> None:
         for a, per in enumerate(self.open_sec):
@@ -368,12 +508,12 @@ class Engine:
         assert pool is not None and loop is not None
         rng, patience = plan.start(cfg.seed, index)
         cart_id = f"pc-{cfg.run_id}-{index}"
-        pvars: dict[str, Any] = {"session": index, "run_id": cfg.run_id, "cart_id": cart_id, "qty": plan.catalog.qty,
-                                 "sku": "", "page": "", "query": "", "idempotency_key": ""}
-        jvars = dict(pvars)
-        st = _SessionState(index, pvars, jvars)
+        values: dict[str, Any] = {"session": index, "run_id": cfg.run_id, "cart_id": cart_id, "qty": plan.catalog.qty,
+                                  "sku": "", "page": "", "query": "", "idempotency_key": "", "cart": [], "cart_size": 0,
+                                  "cart_items": []}
+        st = _SessionState(index, values, CookieJar() if self.cookies else None)
+        sink = values if self.needs_sink else None
         terms = plan.catalog.search_terms
-        qterms = self.quoted_terms
         timeout = cfg.request_timeout_s
         use_patience = patience < timeout
         max_retries = self.patience.max_retries
@@ -383,29 +523,35 @@ class Engine:
         checkouts = 0
         heap = self.patience_heap
         try:
-            for a, think, sku, page, term, _ in plan.walk(rng):
+            for a, think, sku, page, term, _ in plan.walk(rng, sink, index):
+                b = bound[a]
+                assert b is not None
                 if think > 0.0:
                     intended += think
                     if intended >= self.end_sending:
                         return
-                    await self._sleep_until(intended)
+                    if b.sends:
+                        await self._sleep_until(intended)
                 if self.stopping or intended >= self.end_sending:
                     return
-                if sku >= 0:
-                    pvars["sku"] = jvars["sku"] = sku
+                if sku is not None:
+                    values["sku"] = sku
                 if page >= 0:
-                    pvars["page"] = jvars["page"] = page
+                    values["page"] = page
                 if term >= 0:
-                    pvars["query"] = qterms[term]
-                    jvars["query"] = terms[term]
+                    values["query"] = terms[term]
+                if not b.sends:  # a client-side step: only its think time
+                    continue
                 key = None
-                if a == CHECKOUT:
+                if b.keyed:
                     key = f"pc-{cfg.run_id}-{index}-{checkouts}"
                     checkouts += 1
-                    pvars["idempotency_key"] = jvars["idempotency_key"] = key
-                b = bound[a]
-                assert b is not None
-                raw = b.render(pvars, jvars, key)
+                    values["idempotency_key"] = key
+                if b.capture_refs:
+                    for var in b.capture_refs:
+                        if var not in values:
+                            self._warn("unset_variable", f"{self.actions[a]}.{var}", "used before any response captured it")
+                raw = b.render(values, key, st.jar, self.https)
                 for attempt in range(max_retries + 1):
                     if self.sent >= cfg.max_requests:
                         self._stop("max_requests")
@@ -414,7 +560,10 @@ class Engine:
                     waiter: asyncio.Future[float] = loop.create_future()
                     self.sent += 1
                     self.inflight += 1
-                    pool.submit(Request(raw, intended + timeout, self._on_done, (a, intended, st, key, waiter), b.no_body))
+                    req = Request(raw, intended + timeout, self._on_done, (a, intended, st, key, waiter), b.no_body)
+                    if b.want_head:
+                        req.want_head = True
+                    pool.submit(req)
                     if use_patience:
                         self.patience_seq += 1
                         heapq.heappush(heap, (intended + patience, self.patience_seq, waiter))
@@ -505,7 +654,7 @@ class Engine:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.loop = loop
-        pool = Pool(loop, self.host, self.port, cfg.connections)
+        pool = Pool(loop, self.host, self.port, cfg.connections, ssl=self.ssl)
         self.pool = pool
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
         self.end_sending = self.t0 + cfg.duration
@@ -587,6 +736,7 @@ class Engine:
             orders=self.orders,
             legacy_actions=cfg.profile.legacy_actions,
             scale=cfg.scale,
+            warnings=self.warnings,
         )
         s_ = self.sessions
         s_.truncated = max(0, s_.started - s_.completed - s_.abandoned)
@@ -607,6 +757,18 @@ class Engine:
         if self.unfinished:
             res.stop_reason += f" (unfinished={self.unfinished})"
         return res
+
+
+def _ssl_context(verify: bool | str) -> Any:
+    """A client TLS context: verified (default CAs or a CA bundle path) or, with ``False``, not
+    verified at all (a test stack's self-signed certificate)."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    if verify is False:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def _raise_nofile(wanted: int) -> None:

@@ -580,6 +580,9 @@ class LoadResult:
     scale: float = 1.0
     #: the load generator's own health per second (loop lag, send delay, collector pauses)
     generator: GeneratorHealth = field(default_factory=lambda: GeneratorHealth())
+    #: counted problems with the profile's session state: {kind: {what: {"count": n, "example": text}}}
+    #: (kinds: capture_miss, bad_cookie, unset_variable; see docs/load.md)
+    warnings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -663,6 +666,13 @@ class LoadResult:
             self.sessions.merge(o.sessions)
             self.orders.extend(o.orders)
             self.legacy_actions = self.legacy_actions | o.legacy_actions
+            for kind, wper in o.warnings.items():
+                mine_w = self.warnings.setdefault(kind, {})
+                for what, w in wper.items():
+                    if what in mine_w:
+                        mine_w[what]["count"] += w["count"]
+                    else:
+                        mine_w[what] = dict(w)
             if o.stop_reason and o.stop_reason not in self.stop_reason.split(","):
                 self.stop_reason = ",".join(x for x in (self.stop_reason, o.stop_reason) if x)
             for a, ast in o.actions.items():
@@ -731,6 +741,7 @@ class LoadResult:
                 {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action}
                 for o in self.orders
             ],
+            **({"warnings": {k: {w: dict(v) for w, v in per.items()} for k, per in self.warnings.items()}} if self.warnings else {}),
         }
 
     @classmethod
@@ -756,6 +767,7 @@ class LoadResult:
         r.session_series = {row[0]: [row[1], row[2]] for row in d["session_series"]}
         r.generator = GeneratorHealth.from_dict(d.get("generator"))
         r.orders = [AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout")) for o in d["orders"]]
+        r.warnings = {k: {w: dict(v) for w, v in per.items()} for k, per in d.get("warnings", {}).items()}
         return r
 
     def summary(self) -> str:

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_peakchaos.profiles.model import (
+    ACTION_CLASSES,
     ACTIONS,
+    Capture,
+    DataSet,
+    SessionConfig,
     ENTRY,
     EXIT,
     STATES,
@@ -27,7 +31,11 @@ from pytest_peakchaos.profiles.model import (
 )
 
 __all__ = [
+    "ACTION_CLASSES",
     "ACTIONS",
+    "Capture",
+    "DataSet",
+    "SessionConfig",
     "ENTRY",
     "EXIT",
     "STATES",
@@ -59,6 +67,8 @@ _TOP_KEYS = (
     "bindings",
     "legacy_actions",
     "sources",
+    "data",
+    "session",
 )
 _MAX_DEPTH = 8
 
@@ -124,7 +134,8 @@ def _locate(spec: str | os.PathLike[str], kind: str, relative_to: Path | None) -
 
 def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     """Child overrides base: sections merge key by key; a transition row, a think-time or patience
-    distribution and a binding are replaced whole; an arrival of another shape replaces the base's."""
+    distribution and a data set are replaced whole; an arrival of another shape replaces the base's;
+    ``bindings`` are replaced whole (never merged)."""
     out = dict(base)
     for key, value in child.items():
         old = out.get(key)
@@ -139,11 +150,9 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
                 else:
                     merged[k] = v
             out[key] = merged
-        elif key in ("patience", "catalog", "sources") and isinstance(old, dict) and isinstance(value, dict):
+        elif key in ("patience", "catalog", "sources", "data", "session") and isinstance(old, dict) and isinstance(value, dict):
             out[key] = {**old, **value}
-        elif key == "bindings" and isinstance(old, dict) and isinstance(value, dict):
-            out[key] = {**old, **value}
-        else:
+        else:  # bindings included: never merged with the base's (a partial set is an error naming what is missing)
             out[key] = value
     return out
 
@@ -159,6 +168,13 @@ def _resolve(data: dict[str, Any], origin: str, directory: Path | None, depth: i
         raise ProfileError(f"{origin}: kind is {kind!r}; a profile needs kind 'profile' (or no kind)")
     child_keys = set(data)
     data = dict(data)
+    if isinstance(data.get("data"), dict):  # data files are relative to the file that names them
+        resolved = {}
+        for k, d in data["data"].items():
+            if isinstance(d, dict) and isinstance(d.get("file"), str) and directory is not None and not Path(d["file"]).is_absolute():
+                d = {**d, "file": str(directory / d["file"])}
+            resolved[k] = d
+        data["data"] = resolved
     data.pop("kind", None)
     base_spec = data.pop("base", None)
     # Bindings given by name replace the base's bindings whole (and bring their legacy actions).
@@ -201,17 +217,17 @@ def load_bindings(spec: str | os.PathLike[str]) -> tuple[dict[str, RequestBindin
     """A bindings file (built-in name such as ``"reference_shop"`` or a path): bindings and legacy actions."""
     actions, legacy = _bindings_data(os.fspath(spec), None, "load_bindings")
     bindings = {a: RequestBinding.from_dict(b, f"bindings {os.fspath(spec)!r}.actions.{a}") for a, b in actions.items()}
-    for a in (*bindings, *legacy):
-        if a not in ACTIONS:
-            raise ProfileError(f"bindings {os.fspath(spec)!r}: unknown action {a!r}; valid values: {', '.join(ACTIONS)}")
-    return bindings, frozenset(legacy)
+    for a in legacy:
+        if a not in bindings:
+            raise ProfileError(f"bindings {os.fspath(spec)!r}: legacy_actions: unknown action {a!r}; valid values: {', '.join(bindings)}")
+    return bindings, frozenset(legacy) | frozenset(a for a, b in bindings.items() if b.klass == "legacy")
 
 
 def profile_from_yaml_text(text: str, *, origin: str = "<yaml>", directory: Path | None = None) -> Profile:
     """Parse and validate a profile given as YAML text."""
     data = _resolve(_parse_yaml(text, origin), origin, directory, 0)
     data.setdefault("name", "custom")
-    return Profile.from_dict(data, where=f"profile {data['name']!r}")
+    return _warn(Profile.from_dict(data, where=f"profile {data['name']!r}"))
 
 
 def load_profile(spec: Profile | str | os.PathLike[str]) -> Profile:
@@ -223,4 +239,12 @@ def load_profile(spec: Profile | str | os.PathLike[str]) -> Profile:
     path = _locate(spec, "profile", None)
     data = _resolve(_read_yaml(path), f"profile {os.fspath(spec)!r}", path.parent, 0)
     data.setdefault("name", path.stem)
-    return Profile.from_dict(data, where=f"profile {data['name']!r}")
+    return _warn(Profile.from_dict(data, where=f"profile {data['name']!r}"))
+
+
+def _warn(profile: Profile) -> Profile:
+    import warnings
+
+    for w in profile.warnings:
+        warnings.warn(w, UserWarning, stacklevel=3)
+    return profile

@@ -60,8 +60,44 @@ def test_build_request_and_base_url() -> None:
     assert body == b'{"sku":1}'
     assert parse_base_url("http://127.0.0.1:8000/api/") == ("127.0.0.1", 8000, "/api")
     assert parse_base_url("http://localhost") == ("localhost", 80, "")
-    with pytest.raises(ValueError, match="only plain http://"):
-        parse_base_url("https://127.0.0.1")
+    assert parse_base_url("https://127.0.0.1") == ("127.0.0.1", 443, "")
+    with pytest.raises(ValueError, match="expected an http:// or https:// URL"):
+        parse_base_url("ftp://127.0.0.1")
+
+
+def test_cookie_jar_path_expiry_and_secure() -> None:
+    from pytest_peakchaos.load.cookies import BadCookie, CookieJar
+
+    jar = CookieJar()
+    now = 1_760_000_000.0
+    jar.set("sid=abc; Path=/; HttpOnly", "/login", now)
+    jar.set("pre=1; Path=/login", "/login", now)
+    jar.set("cart=9", "/carts/7/items", now)  # default path: the request path's directory
+    jar.set("short=x; Max-Age=10", "/", now)
+    jar.set("old=x; Expires=Wed, 21 Oct 2015 07:28:00 GMT", "/", now)
+    jar.set('q="quoted"; Path=/; Secure', "/", now)
+    assert jar.header("/login", now=now) == "pre=1; sid=abc; short=x"
+    assert jar.header("/loginx", now=now) == "sid=abc; short=x"  # /login does not match /loginx
+    assert jar.header("/carts/7/items/3?x=1", now=now) == "cart=9; sid=abc; short=x"
+    assert jar.header("/", https=True, now=now) == "sid=abc; short=x; q=quoted"
+    assert jar.header("/", now=now + 11) == "sid=abc"  # Max-Age passed
+    jar.set("sid=gone; Path=/; Max-Age=0", "/", now)
+    assert jar.header("/", now=now + 11) is None
+    for bad in ("novalue", "=x", "a b=1", "x=1; Max-Age=soon", "x=1; Expires=someday"):
+        with pytest.raises(BadCookie):
+            jar.set(bad, "/", now)
+
+
+def test_templates_parse_and_render() -> None:
+    from pytest_peakchaos.profiles.template import Template, TemplateError, fields
+
+    t = Template("/u/{user.name}/{{literal}}/{sku}")
+    assert t.render({"user": {"name": "a b"}, "sku": 7}, lambda v: str(v).replace(" ", "+")) == "/u/a+b/{literal}/7"
+    assert fields("{a}-{b.c}") == {"a", "b.c"}
+    assert Template("{cart}").typed({"cart": [1, 2]}) == [1, 2]
+    for bad in ("{a", "a}", "{a:>3}", "{1x}"):
+        with pytest.raises(TemplateError):
+            Template(bad)
 
 
 def test_retry_after_is_noted_only_when_missing_on_429_503() -> None:

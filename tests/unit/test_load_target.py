@@ -2,8 +2,12 @@
 
 Paths choose the behaviour: ``/ok``, ``/slow/<ms>``, ``/status/<code>``, ``/hang`` (never answers),
 ``/reset`` (TCP RST), ``/close`` (``Connection: close``), ``/chunked``, ``/http10`` (close-delimited
-HTTP/1.0), ``/order`` (201 with an order id, idempotent per key). ``paused`` holds every response
-until cleared (a stall). Every request is logged as ``(method, path, idempotency key)``.
+HTTP/1.0), ``/order`` (201 with an order id, idempotent per key). A small session shop: ``GET /login``
+(an HTML form with a CSRF token), ``POST /login`` (form; sets a session cookie), ``POST /carts``
+(server-made cart id, needs the cookie), ``POST|DELETE /carts/<id>/items[/<sku>]``, ``POST
+/carts/<id>/checkout``; ``/badcookie`` sends a malformed ``Set-Cookie``. ``paused`` holds every
+response until cleared (a stall). Every request is logged as ``(method, path, idempotency key,
+body)``, its headers in ``headers_log``. ``Target(tls=(cert, key))`` serves https.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class _Handler(asyncio.Protocol):
         key = headers.get("idempotency-key")
         with t.lock:
             t.log.append((method, path, key, body))
+            t.headers_log.append(headers)
         for _ in range(10_000):
             if not t.paused:
                 break
@@ -107,6 +112,13 @@ class _Handler(asyncio.Protocol):
                     status, payload = 201, {"status": "confirmed", "order_id": t.orders[key], "idempotency_key": key}
         elif head == "queued":
             status, payload = 202, {"status": "queued", "idempotency_key": key}
+        elif head in ("login", "carts", "badcookie"):
+            status, payload, extra, html = t.session_shop(method, parts, headers, body, key)
+            if html is not None:
+                data = html.encode()
+                tr.write(f"HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: {len(data)}\r\n{extra}\r\n".encode() + data)
+                self._done()
+                return
         data = json.dumps(payload).encode()
         reason = {200: "OK", 201: "Created", 202: "Accepted"}.get(status, "X")
         tr.write(
@@ -127,9 +139,15 @@ class _Handler(asyncio.Protocol):
 class Target:
     """Context manager: ``with Target() as t: t.url``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        self.tls = tls
         self.lock = threading.Lock()
         self.log: list[tuple[str, str, str | None, bytes]] = []
+        self.headers_log: list[dict[str, str]] = []
+        self.csrf: dict[str, str] = {}  # pre-session cookie -> token
+        self.sessions: dict[str, str] = {}  # session cookie -> user
+        self.carts: dict[str, list[int]] = {}
+        self.shop_orders: dict[str, list[int]] = {}
         self.orders: dict[str, int] = {}
         self.paused = False
         self.open_connections = 0
@@ -142,13 +160,73 @@ class Target:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def session_shop(self, method: str, parts: list[str], headers: dict[str, str], body: bytes, key: str | None,
+                     ) -> tuple[int, Any, str, str | None]:
+        """(status, JSON payload, extra header lines, HTML body or None) of the session shop."""
+        from urllib.parse import parse_qs
+
+        cookies = dict(c.strip().split("=", 1) for c in headers.get("cookie", "").split(";") if "=" in c)
+        with self.lock:
+            if parts[0] == "badcookie":
+                return 200, {"ok": True}, "Set-Cookie: =novalue; Path=/\r\nSet-Cookie: good=1; Max-Age=soon\r\n", None
+            if parts[0] == "login" and method == "GET":
+                pre = f"pre{len(self.csrf)}"
+                token = f"tok{len(self.csrf) * 7919 % 10007}x"
+                self.csrf[pre] = token
+                html = f'<form method=post action=/login><input type="hidden" name="csrf" value="{token}"><input name=user></form>'
+                return 200, None, f"Set-Cookie: pre={pre}; Path=/login; HttpOnly\r\n", html
+            if parts[0] == "login":
+                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                if self.csrf.get(cookies.get("pre", "")) != form.get("csrf") or not form.get("user"):
+                    return 403, {"error": "csrf"}, "", None
+                sid = f"s{len(self.sessions)}"
+                self.sessions[sid] = form["user"]
+                return 303, {"ok": True}, f"Set-Cookie: sid={sid}; Path=/; HttpOnly; SameSite=Lax\r\nLocation: /\r\n", None
+            if cookies.get("sid") not in self.sessions:
+                return 401, {"error": "login first"}, "", None
+            if len(parts) == 1 and method == "POST":
+                cid = f"srv-{len(self.carts) + 100}"
+                self.carts[cid] = []
+                return 201, {"cart": {"id": cid}}, f"Location: /carts/{cid}\r\n", None
+            cart = self.carts.get(parts[1])
+            if cart is None:
+                return 404, {"error": "no cart"}, "", None
+            if len(parts) >= 3 and parts[2] == "items" and method == "POST":
+                sku = json.loads(body)["sku"]
+                if sku not in cart:  # one line per product (a second add raises its quantity)
+                    cart.append(sku)
+                return 200, {"items": cart}, "", None
+            if len(parts) == 4 and parts[2] == "items" and method == "DELETE":
+                sku = int(parts[3])
+                if sku not in cart:
+                    return 404, {"error": "not in cart"}, "", None
+                cart.remove(sku)
+                return 200, {"items": cart}, "", None
+            if len(parts) == 3 and parts[2] == "checkout":
+                if not cart or key is None:
+                    return 400, {"error": "empty cart or no key"}, "", None
+                sent = json.loads(body)["items"] if body else None
+                if sent != cart:
+                    return 409, {"error": f"cart mismatch {sent} != {cart}"}, "", None
+                if key not in self.shop_orders:
+                    self.shop_orders[key] = list(cart)
+                cart.clear()
+                return 201, {"order": {"id": f"o-{key}"}}, "", None
+            return 404, {"error": "no route"}, "", None
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def start() -> None:
-            self._server = await self._loop.create_server(lambda: _Handler(self), "127.0.0.1", 0)
+            ctx = None
+            if self.tls is not None:
+                import ssl
+
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.tls)
+            self._server = await self._loop.create_server(lambda: _Handler(self), "127.0.0.1", 0, ssl=ctx)
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
 

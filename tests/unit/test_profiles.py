@@ -46,7 +46,7 @@ def test_builtins_are_listed_and_valid() -> None:
 def test_reference_shop_bindings() -> None:
     bindings, legacy = load_bindings("reference_shop")
     assert bindings["add_to_cart"] == RequestBinding(
-        method="POST", path="/carts/{cart_id}/items", json={"sku": "{sku}", "qty": "{qty}"}
+        method="POST", path="/carts/{cart_id}/items", json={"sku": "{sku}", "qty": "{qty}"}, cart="add", klass="legacy"
     )
     checkout = bindings["checkout"]
     assert checkout.idempotency_key == "Idempotency-Key"
@@ -89,7 +89,7 @@ def test_round_trip_through_dict() -> None:
         ),
         (
             "behaviour:\n  transitions:\n    entry: {hom: 1.0}\n",
-            r"behaviour\.transitions\.entry\.hom: unknown target state; valid values: home, browse, search",
+            r"behaviour\.transitions\.entry\.hom: unknown target state 'hom' \(it has no row\); valid values: exit",
         ),
         (
             "behaviour:\n  transitions:\n    entry: {home: 1.0}\n    home: {exit: 1.0}\n  think:\n    home: {dist: gamma, mean: 1}\n",
@@ -101,15 +101,19 @@ def test_round_trip_through_dict() -> None:
         ),
         (
             "bindings:\n  home: {method: GET, path: '/x/{colour}'}\n",
-            r"unknown template variable \{colour\}; valid values: cart_id, idempotency_key, page, qty, query, run_id, session, sku",
+            r"unknown template variable \{colour\}; valid values: cart, cart_id, cart_items, cart_size, idempotency_key, page, qty, query, run_id, session, sku",
         ),
         (
             "bindings:\n  hme: {method: GET, path: /}\n",
-            r"bindings\.hme: unknown action; valid values: home, browse, search, view_product",
+            r"state 'home' can be reached but has no binding; bound states: hme",
+        ),
+        (
+            "bindings:\n  home: {method: GET, path: /}\n  hme: {method: GET, path: /}\n",
+            r"bindings\.hme: not a state of the behaviour graph; valid values: home",
         ),
         (
             "behaviour:\n  transitions:\n    entry: {home: 0.5, search: 0.5}\n    home: {exit: 1.0}\n    search: {exit: 1.0}\n",
-            r"action 'search' can be reached but has no binding; bound actions: home",
+            r"state 'search' can be reached but has no binding; bound states: home",
         ),
         (
             "patience: {retry_probability: 2}\n",
@@ -121,7 +125,7 @@ def test_round_trip_through_dict() -> None:
         ),
         (
             "behaviour:\n  transitions:\n    entry: {home: 1.0}\n    home: {home: 1.0}\n",
-            r"no path from 'entry' to 'exit'",
+            r"no way out: no path from 'home' to 'exit'",
         ),
         ("arrival: {shape: constant, rate: 5, duration: soon}\n", r"arrival\.duration: cannot read 'soon' as a duration"),
         ("catalog: {products: 0}\n", r"catalog\.products: must be >= 1"),
@@ -210,3 +214,107 @@ def test_matrix_view() -> None:
     for row, state in zip(p.matrix, p.states):
         if state != "exit":
             assert sum(row) == pytest.approx(1.0)
+
+
+OWN = """
+name: own
+arrival: {shape: constant, rate: 5, duration: 10s}
+behaviour:
+  transitions:
+    entry: {landing: 1.0}
+    landing: {wish: 0.5, pay: 0.3, exit: 0.2}
+    wish: {landing: 0.5, exit: 0.5}
+    pay: {exit: 1.0}
+bindings:
+  landing: {method: GET, path: /, class: cached, thresholds: {p95_ms: 900}}
+  wish: {request: false}
+  pay: {method: POST, path: /pay, legacy: true, order: {idempotency_key: Idem, id: id}}
+"""
+
+
+def test_own_states_classes_and_thresholds() -> None:
+    p = profile_from_yaml_text(OWN)
+    assert p.actions == ("landing", "wish", "pay")
+    assert p.action_classes() == {"landing": "cached", "wish": "client", "pay": "legacy"}
+    assert p.legacy_actions == frozenset({"pay"})
+    assert p.action_thresholds() == {"landing": {"p95_ms": 900.0}}
+    pay = p.bindings["pay"]
+    assert (pay.idempotency_key, pay.order_id, pay.acknowledge) == ("Idem", "id", (200, 201, 202))
+    # to_dict / from_dict round trip keeps the declarations
+    assert RequestBinding.from_dict(pay.to_dict(), "x") == pay
+    assert RequestBinding.from_dict(p.bindings["wish"].to_dict(), "x") == p.bindings["wish"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("bindings:\n  landing: {method: GET, path: /}\n  pay: {method: POST, path: /pay}\n",
+         r"state 'wish' can be reached but has no binding; bound states: landing, pay"),
+        ("behaviour:\n  transitions:\n    entry: {landing: 1.0}\n    landing: {wishlist: 1.0}\n",
+         r"landing\.wishlist: unknown target state 'wishlist' \(it has no row\); valid values: landing, exit"),
+        ("bindings:\n  landing: {method: GET, path: /, class: fast}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"landing\.class: unknown action class 'fast'; valid values: isolated, cached, legacy, client"),
+        ("bindings:\n  landing: {method: GET, path: /, cart: empty}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"landing\.cart: unknown cart effect 'empty'; valid values: add, remove, clear"),
+        ("bindings:\n  landing: {method: GET, path: /, capture: {t: {regex: '(unclosed'}}}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"capture\.t\.regex: not a valid regular expression"),
+        ("bindings:\n  landing: {method: GET, path: /, draw: [colour]}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"draw: unknown value 'colour'; valid values: page, query, sku"),
+        ("bindings:\n  landing: {method: GET, path: /, thresholds: {p50: 1}}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"thresholds\.p50: unknown key; valid keys: success, p95_ms, p99_ms"),
+        ("bindings:\n  landing: {method: GET, path: /, json: {}, form: {}}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"give at most one body, got json, form"),
+        ("bindings:\n  landing: {request: false, path: /}\n  wish: {request: false}\n  pay: {method: GET, path: /}\n",
+         r"sends nothing; remove path"),
+        ("behaviour:\n  transitions:\n    entry: {landing: 1.0}\n    landing: {landing: 1.0}\n",
+         r"no way out: no path from 'landing' to 'exit'"),
+        ("session: {cookies: maybe}\n", r"session\.cookies: expected true or false"),
+        ("data: {user: {values: [], pick: zipf}}\n", r"data\.user: no values"),
+        ("data: {user: {values: [a], pick: random}}\n", r"pick: unknown pick 'random'; valid values: zipf, uniform, sequential"),
+    ],
+)
+def test_own_state_errors(change: str, message: str) -> None:
+    import yaml
+
+    data = yaml.safe_load(OWN)
+    for k, v in yaml.safe_load(change).items():
+        if k == "behaviour":
+            data["behaviour"] = v
+        else:
+            data[k] = v
+    with pytest.raises(ProfileError, match=message):
+        profile_from_yaml_text(yaml.safe_dump(data))
+
+
+def test_unreachable_state_is_reported_not_an_error() -> None:
+    text = OWN.replace("    pay: {exit: 1.0}\n", "    pay: {exit: 1.0}\n    orphan: {exit: 1.0}\n")
+    with pytest.warns(UserWarning, match=r"state 'orphan' has transitions but cannot be reached"):
+        p = profile_from_yaml_text(text)
+    assert "orphan" not in p.actions
+
+
+def test_bindings_of_another_stack_are_never_merged_with_the_reference_shop(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yml"
+    path.write_text("base: double11\nbindings:\n  home: {method: GET, path: /index.html}\n")
+    with pytest.raises(ProfileError, match=r"states 'browse', 'search', 'view_product', .* can be reached but have no binding; bound states: home"):
+        load_profile(path)
+
+
+def test_data_sets_from_csv_and_yaml(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text("name,password\namy,a1\nbo,b2\n")
+    (tmp_path / "skus.yml").write_text("- A-1\n- B-2\n- C-3\n")
+    (tmp_path / "p.yml").write_text(
+        "name: d\narrival: {shape: constant, rate: 1, duration: 1s}\n"
+        "data:\n  user: {file: users.csv, pick: sequential}\n  sku: {file: skus.yml, pick: zipf, zipf_s: 2}\n"
+        "behaviour:\n  transitions:\n    entry: {login: 1.0}\n    login: {item: 1.0}\n    item: {exit: 1.0}\n"
+        "bindings:\n  login: {method: POST, path: /l, draw: [user], form: {u: '{user.name}'}}\n"
+        "  item: {method: GET, path: '/i/{sku}', draw: [sku]}\n"
+    )
+    from pytest_peakchaos.load.plan import plan_sessions
+
+    p = load_profile(tmp_path / "p.yml")
+    assert p.data["user"].values == ({"name": "amy", "password": "a1"}, {"name": "bo", "password": "b2"})
+    plans = plan_sessions(p, 1, 400)
+    assert [dict(pl.steps[0].data)["user"]["name"] for pl in plans[:4]] == ["amy", "bo", "amy", "bo"]
+    skus = [pl.steps[1].sku for pl in plans]
+    assert set(skus) <= {"A-1", "B-2", "C-3"} and skus.count("A-1") > skus.count("B-2") > skus.count("C-3")
