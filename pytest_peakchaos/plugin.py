@@ -57,6 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Compose keys accepted and ignored (the policy's notes), once per run."""
+    session = config.stash.get(SESSION_KEY, None)
+    spec = getattr(session, "spec", None)
+    notes = list(getattr(spec, "notes", None) or [])
+    return [f"peakchaos: {spec.path}: {note}" for note in notes] if spec is not None else []
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:

@@ -73,20 +73,21 @@ class Stack(ABC):
 
     # -- system of record -------------------------------------------------------------------
     def ledger(self, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        """The orders in the system of record (``x-peakchaos.ledger``), read directly (not via Toxiproxy)."""
-        import json
-        import urllib.request
+        """The orders in the system of record (``x-peakchaos.ledger``: HTTP, SQL or Python), read
+        directly (never through Toxiproxy). See :mod:`.ledger`."""
+        from .ledger import read_ledger
 
         ledger = self.spec.ledger
         if ledger is None:
-            raise StackError(f"{self.spec.path}: x-peakchaos.ledger is not set; the stack has no ledger hook")
-        url = self.url(ledger.service, ledger.port) + ledger.path
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback only
-            body = json.loads(resp.read().decode())
-        orders = body.get("orders", body) if isinstance(body, dict) else body
-        if not isinstance(orders, list):
-            raise StackError(f"ledger {url} answered {type(orders).__name__}, expected a list of orders")
-        return orders
+            raise StackError(
+                f"{self.spec.path}: x-peakchaos.ledger is not set; the stack has no ledger hook "
+                "(add {service, port, path}, {service, sql} or {python: module:function})"
+            )
+        return read_ledger(self, ledger, timeout_s)
+
+    def exec(self, service: str, argv: list[str], *, user: str | None = None, timeout_s: float = 10.0) -> str:
+        """Run ``argv`` inside ``service``'s container; its standard output. Backends override it."""
+        raise StackError(f"this stack backend cannot run commands inside {service}")
 
     # -- diagnostics ------------------------------------------------------------------------
     @abstractmethod

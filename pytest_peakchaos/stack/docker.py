@@ -5,11 +5,13 @@ Lifecycle of :class:`DockerStack` (``start``):
 1. sweep resources of runs whose owner process is gone (see :mod:`.reaper`);
 2. create a per-run bridge network and the named volumes, all labelled with the run id;
 3. build images (``build:``) or find them locally (``image:``; pulled only when missing);
-4. start a Toxiproxy container on the network (alias ``peakchaos-toxiproxy``) and create one proxy
-   per ``x-peakchaos`` link, listening on the link's ``listen_port`` and forwarding to
-   ``<service>:<port>``;
-5. start services in dependency order, with the link's client env var rewritten from
-   ``<service>:<port>`` to the proxy, honouring ``depends_on`` conditions; wait for health;
+4. start a Toxiproxy container on the network under the legacy services' names (and aliases) and
+   alias ``peakchaos-toxiproxy``, and create one proxy per ``x-peakchaos`` link listening on the
+   link's port; each legacy service sits on a second, private network that only Toxiproxy (and the
+   legacy's own dependencies) joins, under a run-private alias, so nothing can bypass the proxy;
+5. start services in dependency order (project files and secrets copied in before start; a link
+   with ``env`` also has its client variable rewritten to the proxy), honouring ``depends_on``
+   conditions; wait for health;
 6. publish every port on 127.0.0.1 with a random host port (unless the compose file pins one).
 
 ``stop`` captures logs and removes every container, the network and the volumes, even after a
@@ -118,6 +120,8 @@ class DockerStack(Stack):
         self._log = log or (lambda msg: None)
         self._owner = labels.current_owner()
         self.network_name = f"peakchaos-{self.run_id}"
+        self.private_network_name = f"peakchaos-{self.run_id}-private"
+        self._private: Any = None
         self.containers: dict[str, Container] = {}
         self._volumes: dict[str, str] = {}  # compose name -> engine name
         self._network: Any = None
@@ -147,6 +151,17 @@ class DockerStack(Stack):
 
     def container_name(self, service: str) -> str:
         return f"peakchaos-{self.run_id}-{service}"
+
+    def private_alias(self, service: str) -> str:
+        """The legacy service's name on the private network (only Toxiproxy resolves it)."""
+        return f"peakchaos-{self.run_id}-{service}-real"
+
+    def _private_members(self) -> set[str]:
+        """Legacy services and what they depend on: the services on the private network."""
+        members = set(self.spec.legacy_services())
+        for name in list(members):
+            members.update(d.service for d in self.spec.services[name].depends_on)
+        return members
 
     def image_for(self, svc: ServiceSpec) -> str:
         if svc.image:
@@ -204,14 +219,17 @@ class DockerStack(Stack):
             except docker.errors.APIError as exc:
                 errors.append(f"container {name}: {exc}")
         self.containers.clear()
-        if self._network is not None:
+        for attr, net_name in (("_network", self.network_name), ("_private", self.private_network_name)):
+            network = getattr(self, attr)
+            if network is None:
+                continue
             try:
-                self._network.remove()
+                network.remove()
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError as exc:
-                errors.append(f"network {self.network_name}: {exc}")
-            self._network = None
+                errors.append(f"network {net_name}: {exc}")
+            setattr(self, attr, None)
         for vol in self._volumes.values():
             try:
                 self.client.volumes.get(vol).remove(force=True)
@@ -229,12 +247,22 @@ class DockerStack(Stack):
         self._network = self.client.networks.create(
             self.network_name, driver="bridge", labels=self.labels(**{labels.ROLE: "network"})
         )
+        if self.spec.links:
+            self._private = self.client.networks.create(
+                self.private_network_name, driver="bridge", labels=self.labels(**{labels.ROLE: "network"})
+            )
 
     def _create_volumes(self) -> None:
         for name in self.spec.volumes:
             engine_name = f"peakchaos-{self.run_id}-{name}"
             self.client.volumes.create(name=engine_name, labels=self.labels(**{labels.ROLE: "volume"}))
             self._volumes[name] = engine_name
+        for svc in self.spec.services.values():  # anonymous volumes: fresh per run, labelled like the rest
+            for i, mount in enumerate(svc.volumes):
+                if mount.source is None:
+                    engine_name = f"peakchaos-{self.run_id}-{svc.name}-anon{i}"
+                    self.client.volumes.create(name=engine_name, labels=self.labels(**{labels.ROLE: "volume"}))
+                    self._volumes[f"\0{svc.name}\0{i}"] = engine_name
 
     def _prepare_images(self) -> None:
         import docker.errors
@@ -253,6 +281,7 @@ class DockerStack(Stack):
                         path=str(svc.build.context),
                         dockerfile=svc.build.dockerfile,
                         buildargs=dict(svc.build.args),
+                        target=svc.build.target,
                         tag=tag,
                         rm=True,
                         forcerm=True,
@@ -319,9 +348,27 @@ class DockerStack(Stack):
                 )
             if svc.volumes:
                 kwargs["mounts"] = [
-                    Mount(target=v.target, source=self._volumes[v.source], type="volume", read_only=v.read_only)
-                    for v in svc.volumes
+                    Mount(
+                        target=v.target,
+                        source=self._volumes[v.source if v.source is not None else f"\0{svc.name}\0{i}"],
+                        type="volume",
+                        read_only=v.read_only,
+                    )
+                    for i, v in enumerate(svc.volumes)
                 ]
+            rt = svc.runtime
+            if rt.get("cap_drop"):
+                kwargs["cap_drop"] = list(rt["cap_drop"])
+            if rt.get("read_only"):
+                kwargs["read_only"] = True
+            if rt.get("shm_size"):
+                kwargs["shm_size"] = rt["shm_size"]
+            if rt.get("init"):
+                kwargs["init"] = True
+            if rt.get("ulimits"):
+                from docker.types import Ulimit
+
+                kwargs["ulimits"] = [Ulimit(name=n, soft=soft, hard=hard) for n, soft, hard in rt["ulimits"]]
         result: dict[str, Any] = api.create_host_config(**kwargs)
         return result
 
@@ -335,7 +382,10 @@ class DockerStack(Stack):
         svc: ServiceSpec | None = None,
         environment: dict[str, str] | None = None,
         command: list[str] | None = None,
+        network: str | None = None,
+        also: dict[str, list[str]] | None = None,
     ) -> Container:
+        """Create, copy files in, connect to ``also``'s networks (name -> aliases), start."""
         api = self.client.api
         create_kwargs: dict[str, Any] = {
             "name": self.container_name(key),
@@ -343,7 +393,7 @@ class DockerStack(Stack):
             "ports": [(p, proto) if proto != "tcp" else p for p, proto, _ in ports],
             "host_config": self._host_config(ports, svc),
             "networking_config": api.create_networking_config(
-                {self.network_name: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
+                {network or self.network_name: api.create_endpoint_config(aliases=aliases)}  # type: ignore[arg-type]
             ),
             "environment": environment or {},
         }
@@ -358,6 +408,13 @@ class DockerStack(Stack):
                 create_kwargs["user"] = svc.user
             if svc.working_dir is not None:
                 create_kwargs["working_dir"] = svc.working_dir
+            if svc.hostname is not None:
+                create_kwargs["hostname"] = svc.hostname
+            for opt in ("stop_signal", "tty", "stdin_open"):
+                if opt in svc.runtime:
+                    create_kwargs[opt] = svc.runtime[opt]
+            if "stop_timeout" in svc.runtime:
+                create_kwargs["stop_timeout"] = svc.runtime["stop_timeout"]
             if svc.healthcheck is not None:
                 hc = svc.healthcheck
                 create_kwargs["healthcheck"] = {
@@ -370,6 +427,12 @@ class DockerStack(Stack):
         created = api.create_container(image, **create_kwargs)
         container = self.client.containers.get(created["Id"])
         self.containers[key] = container
+        if svc is not None and svc.files:
+            from .projectfiles import copy_into
+
+            copy_into(container, svc.files)
+        for net_name, net_aliases in (also or {}).items():
+            api.connect_container_to_network(created["Id"], net_name, aliases=net_aliases)
         api.start(created["Id"])
         container.reload()
         for port, proto, _ in ports:
@@ -386,9 +449,13 @@ class DockerStack(Stack):
         ports: list[tuple[int, str, int | None]] = [(TOXIPROXY_API_PORT, "tcp", None)]
         ports += [(link.listen_port, "tcp", None) for link in self.spec.links]
         # -proxy-metrics: per-proxy byte counters on GET /metrics, the link's own evidence of traffic
+        # On the run network Toxiproxy answers to every legacy name (transparent interception); on
+        # the private network it reaches the real legacy services under their run-private aliases.
+        names = [TOXIPROXY_ALIAS] + [n for link in self.spec.links for n in link.names]
         self._run_container(
-            "toxiproxy", self.toxiproxy_image, aliases=[TOXIPROXY_ALIAS], ports=ports,
+            "toxiproxy", self.toxiproxy_image, aliases=list(dict.fromkeys(names)), ports=ports,
             command=["-host=0.0.0.0", "-proxy-metrics"],
+            also={self.private_network_name: []} if self.spec.links else None,
         )
         api_url = f"http://{LOOPBACK}:{self._ports[('toxiproxy', TOXIPROXY_API_PORT)]}"
         self._toxiproxy = ToxiproxyClient(api_url)
@@ -400,13 +467,13 @@ class DockerStack(Stack):
     def _create_links_proxies(self) -> None:
         for link in self.spec.links:
             self.toxiproxy.create_proxy(
-                link.name, listen=f":{link.listen_port}", upstream=f"{link.service}:{link.port}"
+                link.name, listen=f":{link.listen_port}", upstream=f"{self.private_alias(link.service)}:{link.port}"
             )
 
     def _environment(self, svc: ServiceSpec) -> dict[str, str]:
         env = dict(svc.environment)
         for link in self.spec.links:
-            if link.client == svc.name:
+            if link.env is not None and link.client == svc.name:
                 env[link.env] = env[link.env].replace(
                     f"{link.service}:{link.port}", f"{TOXIPROXY_ALIAS}:{link.listen_port}"
                 )
@@ -427,10 +494,19 @@ class DockerStack(Stack):
                 if (port, "tcp") not in seen:
                     ports.append((port, "tcp", None))
             self._log(f"starting {name}")
-            self._run_container(
-                name, self.image_for(svc), aliases=[name], ports=ports, svc=svc,
-                environment=self._environment(svc),
-            )
+            legacy = self.spec.legacy_services()
+            private = self._private_members()
+            if name in legacy:  # only on the private network: reachable through Toxiproxy alone
+                self._run_container(
+                    name, self.image_for(svc), aliases=[self.private_alias(name)], ports=ports, svc=svc,
+                    environment=self._environment(svc), network=self.private_network_name,
+                )
+            else:
+                self._run_container(
+                    name, self.image_for(svc), aliases=[name, *svc.aliases], ports=ports, svc=svc,
+                    environment=self._environment(svc),
+                    also={self.private_network_name: [name, *svc.aliases]} if name in private else None,
+                )
         for name, svc in self.spec.services.items():
             self._wait_condition(name, "service_healthy" if svc.healthcheck else "service_started", deadline)
 
@@ -519,6 +595,19 @@ class DockerStack(Stack):
         except KeyError:
             known = sorted(p for (s, p) in self._ports if s == service)
             raise StackError(f"service {service} has no published port {port}; published: {known}") from None
+
+    def exec(self, service: str, argv: list[str], *, user: str | None = None, timeout_s: float = 10.0) -> str:
+        if service not in self.containers:
+            raise StackError(f"no running service {service!r}; services: {', '.join(self.containers)}")
+        result = self.containers[service].exec_run(argv, user=user or "", demux=True)
+        raw: Any = result.output
+        out, err = raw if isinstance(raw, tuple) else (raw, b"")
+        out, err = bytes(out or b""), bytes(err or b"")
+        if result.exit_code != 0:
+            raise StackError(
+                f"{' '.join(argv[:1])} in {service} exited {result.exit_code}: {(err or out).decode(errors='replace')[-500:]}"
+            )
+        return out.decode(errors="replace")
 
     def container(self, service: str) -> Container:
         return self.containers[service]
