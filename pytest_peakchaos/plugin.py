@@ -8,7 +8,8 @@ client: those come in when a stack is first started.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+import sys
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -40,21 +41,51 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+def _logger(config: pytest.Config) -> Callable[[str], None]:
+    """``[peakchaos] ...`` lines on the terminal, past output capturing (unless ``-q``).
+
+    The terminal reporter is looked up when a line is written: at configure it may not exist yet.
+    """
+
+    def log(msg: str) -> None:
+        if config.getoption("verbose", 0) < 0:
+            return
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        text = "\n".join(f"[peakchaos] {line}" for line in msg.splitlines() or [""])
+        if reporter is None:
+            sys.stderr.write(text + "\n")
+            return
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.ensure_newline()
+                reporter.write_line(text)
+        else:
+            reporter.ensure_newline()
+            reporter.write_line(text)
+
+    return log
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     settings = Settings.from_mapping(options.resolve_all(config))
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-    def log(msg: str) -> None:
-        if reporter is not None and config.getoption("verbose") > 0:
-            reporter.write_line(f"[peakchaos] {msg}")
-
-    session = PeakchaosSession(settings=settings, log=log)
+    session = PeakchaosSession(settings=settings, log=_logger(config))
     try:
         session.load_spec()
     except ValueError as exc:  # ComposeError: file, key, what is valid
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    if session.spec is not None:  # a stack to protect: SIGINT/SIGTERM stop cleanly (see .interrupt)
+        from . import interrupt
+
+        if interrupt.install():
+            interrupt.reset()
+            config.stash[_FORGET_FORCE] = interrupt.on_force(session.leftovers)
+            config.add_cleanup(interrupt.uninstall)
+
+
+_FORGET_FORCE = pytest.StashKey[Callable[[], None]]()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -69,6 +100,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()
+    forget = config.stash.get(_FORGET_FORCE, None)
+    if forget is not None:
+        forget()
 
 
 def _session(config: pytest.Config) -> PeakchaosSession:
@@ -110,6 +144,25 @@ def legacy_link(peakchaos_stack: Stack) -> Generator[Link, None, None]:
         yield link
     finally:
         link.reset()
+
+
+@pytest.fixture(autouse=True)
+def _peakchaos_reset_links(request: pytest.FixtureRequest) -> Generator[None, None, None]:
+    """After every test, every link of the session's stack is reset, whoever applied the fault
+    (``stack.link().activate()``, the Toxiproxy client, a failed experiment): no fault leaks on."""
+    yield
+    session = request.config.stash.get(SESSION_KEY, None)
+    stack = session.stack if session is not None else None
+    if stack is None:
+        return
+    problems = []
+    for link in list(stack.links.values()):
+        try:
+            link.reset()
+        except Exception as exc:  # noqa: BLE001 - reported as the test's teardown error below
+            problems.append(f"{link.name}: {exc}")
+    if problems:
+        pytest.fail("peakchaos: resetting the links after the test failed: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -232,6 +285,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
+    from . import interrupt
+
+    if interrupt.requested():
+        torn = ", ".join(session.stopped) or "none was started"
+        terminalreporter.write_line(
+            f"[peakchaos] interrupted by {interrupt.signal_name()}: load stopped, faults reverted, "
+            f"stack torn down ({torn})"
+        )
     stack = session.kept
     if stack is not None:
         terminalreporter.section("peakchaos")

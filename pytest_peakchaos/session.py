@@ -47,6 +47,21 @@ class PeakchaosSession:
     messages: list[str] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)  # (test name, ExperimentResult)
     report_files: dict[str, Path] | None = None
+    starting: Stack | None = None
+    stopped: list[str] = field(default_factory=list)  # run ids torn down (or kept) by close()
+
+    def leftovers(self) -> list[str]:
+        """What a forced exit leaves behind and how to remove it (lines for the terminal)."""
+        stack = self.stack or self.starting
+        if stack is None:
+            return ["[peakchaos] no stack was started: nothing is left"]
+        names = [getattr(c, "name", "?") for c in getattr(stack, "containers", {}).values()]
+        lines = [f"[peakchaos] left running: stack {stack.run_id}: " + (", ".join(names) or "no container yet")]
+        for link in stack.links.values():
+            if link.active:
+                lines.append(f"[peakchaos]   link {link.name}: {len(link.active)} fault(s) still applied")
+        lines.append(f"[peakchaos] remove it with: peakchaos prune --run {stack.run_id} (the next session sweeps it too)")
+        return lines
 
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""
@@ -85,6 +100,7 @@ class PeakchaosSession:
             client=client,
             log=self._log,
         )
+        self.starting = stack
         try:
             stack.start()
         except StackError as exc:
@@ -93,12 +109,15 @@ class PeakchaosSession:
         except Exception as exc:  # docker API errors etc.: one clear message
             self.start_error = StackError(f"starting the stack from {self.spec.path} failed: {exc}")
             raise self.start_error from exc
+        finally:
+            self.starting = None
         self.stack = stack
         return stack
 
     def close(self) -> None:
         if self.stack is not None:
             stack, self.stack = self.stack, None
+            self.stopped.append(stack.run_id)
             stack.stop()
             if self.settings.keep:
                 self.kept = stack

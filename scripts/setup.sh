@@ -23,7 +23,8 @@ TOXIPROXY_IMAGE_LOCAL=peakchaos/toxiproxy:$TOXIPROXY_VERSION
 TOXIPROXY_IMAGE_PUBLIC=ghcr.io/shopify/toxiproxy:$TOXIPROXY_VERSION
 BASE_IMAGE=${PEAKCHAOS_BASE_IMAGE:-peakchaos/python-base:bookworm}
 DEBIAN_SUITE=bookworm
-DEBIAN_MIRROR=${PEAKCHAOS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# Optional: your own Debian mirror for debootstrap (default: debootstrap's own default).
+DEBIAN_MIRROR=${PEAKCHAOS_DEBIAN_MIRROR:-}
 PYTHON=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -104,7 +105,7 @@ step_base() {
   rm -rf "$rootfs"
   log "base: debootstrap $DEBIAN_SUITE with python3 (log: $STATE/debootstrap.log; takes a few minutes)"
   debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates \
-    "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$STATE/debootstrap.log" 2>&1 \
+    "$DEBIAN_SUITE" "$rootfs" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$STATE/debootstrap.log" 2>&1 \
     || { tail -20 "$STATE/debootstrap.log"; exit 1; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   log "base: docker import -> $BASE_IMAGE"

@@ -121,9 +121,19 @@ def run_load(
         workers=workers,
         use_uvloop=use_uvloop,
     )
-    if workers == 1:
-        return _run_in_thread(cfg, on_start, stop_event, on_live)
-    return _run_workers(cfg, workers, on_start, stop_event)
+    from pytest_peakchaos import interrupt
+
+    # SIGINT/SIGTERM stop the load (within ~0.75 s) instead of cutting the event loop; the
+    # KeyboardInterrupt comes when it returned (see pytest_peakchaos.interrupt).
+    interrupt.hold()
+    try:
+        if workers == 1:
+            result = _run_in_thread(cfg, on_start, stop_event, on_live)
+        else:
+            result = _run_workers(cfg, workers, on_start, stop_event)
+    finally:
+        interrupt.release()
+    return result
 
 
 def _run_in_thread(
@@ -166,8 +176,11 @@ def _run_in_thread(
 
 def _worker_main(cfg: EngineConfig, conn: Connection, stop: MpEvent) -> None:
     """Entry point of a worker process (spawned)."""
+    import signal
+
     from pytest_peakchaos.load.engine import run_engine
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     try:
         conn.send(("ready", os.getpid()))
         if not conn.poll(_WORKER_START_TIMEOUT_S):
@@ -190,6 +203,8 @@ def _worker_main(cfg: EngineConfig, conn: Connection, stop: MpEvent) -> None:
 def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], None] | None, stop_event: threading.Event | None) -> LoadResult:
     import multiprocessing as mp
     from dataclasses import replace
+
+    from pytest_peakchaos import interrupt
 
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
@@ -221,7 +236,7 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
         for _ in range(int((hard - time.monotonic()) / 0.05) + 100):
             if not pending:
                 break
-            if stop_event is not None and stop_event.is_set():
+            if (stop_event is not None and stop_event.is_set()) or interrupt.requested():
                 stop.set()
             for k, pipe in list(pending.items()):
                 if pipe.poll(0.05 / max(1, len(pending))):

@@ -797,8 +797,13 @@ def run_engine(
     stop_flag: Callable[[], bool] | None = None,
     on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
 ) -> LoadResult:
-    """Run one engine to completion on a fresh event loop in this thread."""
+    """Run one engine to completion on a fresh event loop in this thread.
+
+    It also stops (like ``stop_flag``) once SIGINT/SIGTERM arrived (:mod:`pytest_peakchaos.interrupt`).
+    """
     import gc
+
+    from pytest_peakchaos import interrupt
 
     _raise_nofile(cfg.connections + 256)
     engine = Engine(cfg)
@@ -814,17 +819,37 @@ def run_engine(
             _GC_HOLDERS[1] = int(gc.isenabled())
             gc.disable()
         _GC_HOLDERS[0] += 1
+
+    def stop() -> bool:
+        return interrupt.requested() or (stop_flag is not None and stop_flag())
+
     try:
-        return loop.run_until_complete(engine.run(t0, on_start, stop_flag, on_live))
+        return loop.run_until_complete(engine.run(t0, on_start, stop, on_live))
     finally:
         with _GC_LOCK:
             _GC_HOLDERS[0] -= 1
             if _GC_HOLDERS[0] == 0 and _GC_HOLDERS[1]:
                 gc.enable()
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        _close_loop(loop, engine)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
+    """Close ``loop`` promptly even when the run was cut (an exception raised inside the loop).
+
+    Tasks still pending are cancelled and given a second to end, and the pool's connections are
+    closed first: uvloop's ``close()`` otherwise blocks for a minute on live handles (EBUSY).
+    """
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if engine.pool is not None:
+            engine.pool.close()
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def new_run_id() -> str:
