@@ -174,18 +174,20 @@ class _AccessLog:
     """An access log of what the engine sent, one line per completed request, in the nginx/Apache
     combined format followed by ``sid=<session> msec=<completion epoch s> rt=<seconds>`` (nginx's
     ``$cookie_…``, ``$msec`` and ``$request_time``), so ``peakchaos calibrate`` can recover the
-    sessions and think times. Status ``000``: no response (timeout, reset, refused)."""
+    sessions and think times. ``rt`` runs from the *intended* send, as the engine measures latency:
+    the generator's own loop lag counts as latency, never as think time. Status ``000``: no
+    response (timeout, reset, refused)."""
 
     def __init__(self, path: str) -> None:
         self.fh = open(path, "a", encoding="latin-1", buffering=1 << 16)  # noqa: SIM115 - closed in close()
         self.wall0 = time.time() - _monotonic()
 
-    def write(self, req: Request, st: _SessionState, run_id: str, status: int, nbytes: int, t_done: float) -> None:
+    def write(self, req: Request, st: _SessionState, run_id: str, status: int, nbytes: int, intended: float, t_done: float) -> None:
         wall = self.wall0 + t_done
         raw = req.raw
         line = raw[: raw.find(b"\r\n")].decode("latin-1")
         stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(wall))
-        rt = t_done - req.t_sent if req.t_sent > 0.0 else 0.0
+        rt = t_done - intended if t_done > intended else 0.0
         self.fh.write(
             f'127.0.0.1 - - [{stamp}] "{line}" {status:03d} {nbytes} "-" "peakchaos" '
             f"sid=pc-{run_id}-{st.index} msec={wall:.3f} rt={rt:.3f}\n"
@@ -271,7 +273,7 @@ class Engine:
                 waiter.set_result(t_done)
             return
         if self.alog is not None:
-            self.alog.write(req, st, self.cfg.run_id, status, len(body), t_done)
+            self.alog.write(req, st, self.cfg.run_id, status, len(body), intended, t_done)
         lat = (t_done - intended) * 1e6
         fi = int(_log(lat) * INV_LOG_FINE) + 1 if lat > 1.0 else 0
         self.count[a] += 1
