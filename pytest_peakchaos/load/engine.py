@@ -88,6 +88,8 @@ class EngineConfig:
     use_uvloop: bool | None = None
     shape_duration: float | None = None  # stretch the shape to this (default: duration)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Write an access log of what was sent (combined format + sid/msec/rt fields), see _AccessLog.
+    access_log: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -258,6 +260,33 @@ class _Bound:
 # ------------------------------------------------------------------------------------------------
 
 
+class _AccessLog:
+    """An access log of what the engine sent, one line per completed request, in the nginx/Apache
+    combined format followed by ``sid=<session> msec=<completion epoch s> rt=<seconds>`` (nginx's
+    ``$cookie_…``, ``$msec`` and ``$request_time``), so ``peakchaos calibrate`` can recover the
+    sessions and think times. ``rt`` runs from the *intended* send, as the engine measures latency:
+    the generator's own loop lag counts as latency, never as think time. Status ``000``: no
+    response (timeout, reset, refused)."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "a", encoding="latin-1", buffering=1 << 16)  # noqa: SIM115 - closed in close()
+        self.wall0 = time.time() - _monotonic()
+
+    def write(self, req: Request, st: _SessionState, run_id: str, status: int, nbytes: int, intended: float, t_done: float) -> None:
+        wall = self.wall0 + t_done
+        raw = req.raw
+        line = raw[: raw.find(b"\r\n")].decode("latin-1")
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(wall))
+        rt = t_done - intended if t_done > intended else 0.0
+        self.fh.write(
+            f'127.0.0.1 - - [{stamp}] "{line}" {status:03d} {nbytes} "-" "peakchaos" '
+            f"sid=pc-{run_id}-{st.index} msec={wall:.3f} rt={rt:.3f}\n"
+        )
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 class _SessionState:
     __slots__ = ("index", "vars", "jar")
 
@@ -334,6 +363,7 @@ class Engine:
         self.pool: Pool | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.health = HealthSampler(0.0)
+        self.alog: _AccessLog | None = None
 
     # -- recording ----------------------------------------------------------------------------------
     def _on_done(self, req: Request, status: int, body: bytes, err: str | None, t_done: float) -> None:
@@ -345,6 +375,8 @@ class Engine:
             if not waiter.done():
                 waiter.set_result(t_done)
             return
+        if self.alog is not None:
+            self.alog.write(req, st, self.cfg.run_id, status, len(body), intended, t_done)
         lat = (t_done - intended) * 1e6
         fi = int(_log(lat) * INV_LOG_FINE) + 1 if lat > 1.0 else 0
         self.count[a] += 1
@@ -656,6 +688,8 @@ class Engine:
         self.loop = loop
         pool = Pool(loop, self.host, self.port, cfg.connections, ssl=self.ssl)
         self.pool = pool
+        if cfg.access_log is not None:
+            self.alog = _AccessLog(cfg.access_log)
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
         self.end_sending = self.t0 + cfg.duration
         hard_end = self.end_sending + cfg.request_timeout_s + 1.0
@@ -713,6 +747,8 @@ class Engine:
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
             await asyncio.sleep(0)  # let transports deliver connection_lost
+            if self.alog is not None:
+                self.alog.close()
         elapsed = min(_monotonic(), hard_end) - self.t0
         self._finalize(None)
         res = self._result(elapsed)
