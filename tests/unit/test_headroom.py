@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from dataclasses import dataclass, field
@@ -485,3 +486,161 @@ def test_marker_keywords_are_checked() -> None:
         headroom_kwargs((), {"rate": (1, 2)})
 
 
+
+
+# ------------------------------------------------------------------------------------ reports
+
+
+@dataclass
+class RunResult(FakeResult):
+    """A fake probe result whose to_dict is a realistic run dict (tests/unit/test_report.py)."""
+
+    def to_dict(self, test: str | None = None) -> dict[str, Any]:
+        from tests.unit.test_report import make_run
+
+        run = make_run(test=test or "probe", seed=self.seed, scale=self.scale, naive=not self.passed)
+        run["passed"] = self.passed
+        return run
+
+
+def realistic(threshold: float = 11.0, name: str = "tests/acceptance/test_headroom.py::test_x") -> HeadroomResult:
+    clock = FakeClock()
+    shop = FakeShop(threshold=threshold, clock=clock)
+
+    def prober(scale: float, seed: int) -> RunResult:
+        r = shop(scale, seed)
+        return RunResult(r.passed, r.checks, r.seed, r.scale, r.legacy_calls_per_session)
+
+    return search(plan(), prober, name=name, profile="double11", faults=[latency(ms=800, start="3s", length="2s")],
+                  clock=clock, sleep=clock.sleep)
+
+
+def test_the_report_entry_follows_the_schema_and_round_trips(tmp_path: Any) -> None:
+    from pytest_peakchaos.report import load_json, new_document, validate, write_reports
+
+    doc = new_document([])
+    doc["headroom"] = [realistic().to_dict(), realistic(30.0, "t2").to_dict()]
+    assert validate(doc) == []
+    paths = write_reports(doc, tmp_path)
+    back = load_json(paths["json"])
+    assert back["headroom"][0]["probes"][0]["run"]["seed"] == doc["headroom"][0]["probes"][0]["seed"]
+    assert back["headroom"][1]["graceful_up_to"] == doc["headroom"][1]["graceful_up_to"]
+    # the entry is validated like the runs: a wrong type is named with its place
+    bad = json.loads(json.dumps(doc))
+    bad["headroom"][0]["probes"][2]["rate"] = "fast"
+    assert validate(bad) == ["headroom[0].probes[2].rate: expected number, got string 'fast'"]
+    del bad["headroom"][1]["not_at"]
+    assert "headroom[1]: missing required key 'not_at'" in validate(bad)
+
+
+def test_the_html_section_plots_verdict_against_rate() -> None:
+    import re
+
+    from pytest_peakchaos.report import new_document, render_html
+
+    doc = new_document([])
+    a, b = realistic(), realistic(30.0, "tests/x.py::test_other")
+    doc["headroom"] = [a.to_dict(), b.to_dict()]
+    page = render_html(doc)
+    assert "No experiments ran" not in page
+    assert page.count('class="card headroom"') == 2
+    assert page.count('aria-label="headroom: verdict against rate') == 2
+    # the overview compares the two graceful rates
+    ratio = f"{(b.graceful_up_to or 0) / (a.graceful_up_to or 1):.2f}×"
+    assert ratio in page
+    # every probe is a row; a failing one names its first failing check
+    assert page.count("✘ not graceful") == sum(1 for p in a.probes + b.probes if p.verdict == FAIL)
+    assert "isolation/fault: browse success 91 %" in page
+    assert a.summary() in page
+    # the plot labels the bounds and the failing probes
+    svg = re.search(r'<svg[^>]*verdict against rate, tests/acceptance.*?</svg>', page, flags=re.S)
+    assert svg is not None
+    assert "graceful up to" in svg.group(0) and "not at" in svg.group(0) and "isolation/fault" in svg.group(0)
+    assert "session arrival rate (sessions/s)" in svg.group(0)
+
+
+def test_the_html_section_without_matplotlib_keeps_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_peakchaos.report import html as html_mod
+    from pytest_peakchaos.report import new_document, render_html
+
+    monkeypatch.setattr(html_mod, "matplotlib_available", lambda: False)
+    doc = new_document([])
+    doc["headroom"] = [realistic().to_dict()]
+    page = render_html(doc)
+    assert "<svg" not in page and "Plots need matplotlib" in page and "✘ not graceful" in page
+
+
+# ------------------------------------------------------------------------------------ the marker
+
+FAKE_CHAOS = '''
+import pytest
+from dataclasses import dataclass
+from pytest_peakchaos.checks import CheckResult
+from pytest_peakchaos.headroom import plan_headroom, search
+from pytest_peakchaos.load import Constant
+from pytest_peakchaos.profiles import load_profile
+
+@dataclass
+class R:
+    passed: bool
+    checks: list
+    seed: int
+    legacy_calls_per_session: float = 3.0
+    def to_dict(self, test=None):
+        return {}
+
+class FakeChaos:
+    """Stands in for the plugin's ``peakchaos`` fixture: graceful iff rate <= 10 sessions/s."""
+    def headroom(self, profile="double11", faults=(), **kw):
+        prof = load_profile(profile).with_shape(Constant(duration=60, rate_per_s=1.0))
+        plan = plan_headroom(prof, rates=kw["rates"], duration="1s", budget="1h", seed=1, cooldown=0)
+        def prober(scale, seed):
+            ok = scale <= 10
+            return R(ok, [CheckResult("isolation", "fault", ok, "x", "browse success 91 %")], seed)
+        return search(plan, prober, name="fake", profile=prof.name)
+
+@pytest.fixture
+def peakchaos():
+    return FakeChaos()
+'''
+
+
+def test_the_marker_runs_the_search_and_gates_on_at_least(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_CHAOS)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.peakchaos_headroom(rates=(2, 40), at_least=5)
+        def test_holds_the_gate():
+            pass
+
+        @pytest.mark.peakchaos_headroom(rates=(2, 40), at_least=20)
+        def test_below_the_gate():
+            pass
+
+        @pytest.mark.peakchaos_headroom(rates=(2, 40))
+        def test_reads_the_result(peakchaos_headroom):
+            assert peakchaos_headroom.graceful_up_to <= 10 < peakchaos_headroom.not_at
+
+        @pytest.mark.peakchaos_headroom(rate=(2, 40))
+        def test_bad_keyword():
+            pass
+
+        def test_fixture_without_marker(peakchaos_headroom):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "peakchaos", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1, errors=2)
+    for line in (
+        "*headroom below the gate: needed graceful at >= 20 sessions/s; not graceful at*",
+        "*unknown keyword(s) rate; valid keywords: profile, faults, rates*",
+        "*peakchaos_headroom needs a @pytest.mark.peakchaos_headroom*",
+    ):
+        result.stdout.fnmatch_lines([line])
+
+
+def test_the_headroom_marker_is_registered(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "peakchaos", "--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.peakchaos_headroom(profile=*"])
