@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .experiment import ExperimentResult
+    from .headroom import HeadroomResult
     from .session import PeakchaosSession
     from .stack.base import Stack
 
@@ -121,6 +122,33 @@ class Chaos:
         if self._finished is not None:
             self._finished(result)
         return result
+
+    def headroom(self, profile: Any = "double11", faults: Any = (), **kwargs: Any) -> HeadroomResult:
+        """The highest graceful session arrival rate under ``faults``: ``headroom(rates=(2, 40), ...)``
+        (see :func:`pytest_peakchaos.headroom.find_headroom`; ``--peakchaos-scale`` does not apply)."""
+        from .experiment import Experiment
+        from .headroom import find_headroom
+
+        settings = self._session.settings
+        seed = kwargs.pop("seed", None)
+        if seed is None:
+            seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(1, 2**31)
+        link = kwargs.pop("link", None)
+        mine = [n for n, _ in self._session.headroom if n == self._test or n.startswith(self._test + "#")]
+        name = self._test if not mine else f"{self._test}#{len(mine) + 1}"
+        experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)
+        try:
+            room = find_headroom(experiment, profile, faults, seed=seed, **kwargs)
+        finally:
+            if self._progress is not None:
+                self._progress.done()
+        self._session.headroom.append((name, room))
+        if self._record is not None:
+            prefix = "peakchaos_headroom" if not mine else f"peakchaos_headroom{len(mine) + 1}"
+            self._record(f"{prefix}_graceful_up_to", room.graceful_up_to)
+            self._record(f"{prefix}_not_at", room.not_at)
+            self._record(f"{prefix}_summary", room.summary())
+        return room
 
 
 def marker_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

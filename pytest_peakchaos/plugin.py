@@ -20,6 +20,7 @@ from .stack.base import StackError
 
 if TYPE_CHECKING:
     from .experiment import ExperimentResult
+    from .headroom import HeadroomResult
     from .fixture import Chaos
     from .link import Link
     from .stack.base import Stack
@@ -30,6 +31,10 @@ SESSION_KEY = pytest.StashKey[PeakchaosSession]()
 MARKER = (
     "peakchaos(profile=..., duration=..., faults=[...], seed=None, checks=None): a chaos experiment "
     "run by the `peakchaos` fixture (see the README)"
+)
+HEADROOM_MARKER = (
+    "peakchaos_headroom(profile=..., faults=[...], rates=(lo, hi), at_least=None, ...): a headroom search "
+    "run by the `peakchaos_headroom` fixture; with at_least, the test fails below it (docs/headroom.md)"
 )
 
 
@@ -69,6 +74,7 @@ def _logger(config: pytest.Config) -> Callable[[str], None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    config.addinivalue_line("markers", HEADROOM_MARKER)
     settings = Settings.from_mapping(options.resolve_all(config))
     session = PeakchaosSession(settings=settings, log=_logger(config))
     try:
@@ -222,6 +228,23 @@ def peakchaos_result(request: pytest.FixtureRequest, peakchaos: Chaos) -> Experi
     return peakchaos.run(**kwargs)
 
 
+@pytest.fixture
+def peakchaos_headroom(request: pytest.FixtureRequest, peakchaos: Chaos) -> HeadroomResult:
+    """The result of the headroom search that the test's ``@pytest.mark.peakchaos_headroom(...)`` describes."""
+    from .headroom import headroom_kwargs
+
+    marker = request.node.get_closest_marker("peakchaos_headroom")
+    if marker is None:
+        pytest.fail("peakchaos_headroom needs a @pytest.mark.peakchaos_headroom(rates=(lo, hi), ...) marker on the "
+                    "test (or use the `peakchaos` fixture and call peakchaos.headroom(...))", pytrace=False)
+    try:
+        kwargs = headroom_kwargs(marker.args, marker.kwargs)
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    kwargs.pop("at_least", None)
+    return peakchaos.headroom(**kwargs)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test marked ``peakchaos`` gets its experiment run even if it asks for no fixture."""
     for item in items:
@@ -229,6 +252,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if "peakchaos_result" not in item.fixturenames:
                 item.fixturenames.append("peakchaos_result")
                 item.stash[_AUTO_ASSERT] = True
+        if item.get_closest_marker("peakchaos_headroom") is not None and isinstance(item, pytest.Function):
+            if "peakchaos_headroom" not in item.fixturenames:
+                item.fixturenames.append("peakchaos_headroom")
 
 
 _AUTO_ASSERT = pytest.StashKey[bool]()
@@ -242,6 +268,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         result = cast("ExperimentResult | None", item.funcargs.get("peakchaos_result"))
         if result is not None:
             result.assert_graceful()
+    marker = item.get_closest_marker("peakchaos_headroom")
+    if marker is not None and marker.kwargs.get("at_least") is not None and isinstance(item, pytest.Function):
+        room = cast("HeadroomResult | None", item.funcargs.get("peakchaos_headroom"))
+        if room is not None:
+            room.assert_headroom(at_least=marker.kwargs["at_least"])
     return outcome
 
 
@@ -258,12 +289,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pc = session.config.stash.get(SESSION_KEY, None)
-    if pc is None or not pc.results or pc.settings.report is None:
+    if pc is None or not (pc.results or pc.headroom) or pc.settings.report is None:
         return
     from .report import new_document, write_reports
     from .report.schema import ReportSchemaError
 
     document = new_document([result.to_dict(test=name) for name, result in pc.results])
+    if pc.headroom:
+        document["headroom"] = [room.to_dict(test=name) for name, room in pc.headroom]
     try:
         pc.report_files = write_reports(document, pc.settings.report)
     except ReportSchemaError as exc:
@@ -284,6 +317,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():
+            terminalreporter.write_line(f"peakchaos {kind} report: {path}")
+    if session.headroom:
+        terminalreporter.section("peakchaos headroom")
+        for name, room in session.headroom:
+            terminalreporter.write_line(f"{name}: {room.summary()}")
+        for kind, path in (session.report_files or {}).items() if not session.results else ():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
     from . import interrupt
 

@@ -46,6 +46,7 @@ class PeakchaosSession:
     start_error: StackError | None = None
     messages: list[str] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)  # (test name, ExperimentResult)
+    headroom: list[Any] = field(default_factory=list)  # (test name, HeadroomResult)
     report_files: dict[str, Path] | None = None
     starting: Stack | None = None
     stopped: list[str] = field(default_factory=list)  # run ids torn down (or kept) by close()

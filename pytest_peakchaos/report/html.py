@@ -665,8 +665,11 @@ def render_html(document: Mapping[str, Any]) -> str:
     ]
     if runs:
         body.append(_overview(runs, with_plots))
-    else:
+    elif not document.get("headroom"):
         body.append('<section class="card"><p>No experiments ran.</p></section>')
+    from .headroom import headroom_html
+
+    body.append(headroom_html(document, _draw if with_plots else None))
     body.extend(_run_section(i, run, colours, with_plots) for i, run in enumerate(runs, 1))
     body.append(f"<footer>schema {_e(SCHEMA_ID)} · the same data is in peakchaos.json</footer>")
     page = (

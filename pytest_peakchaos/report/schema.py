@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .headroom import HEADROOM_DEFS, HEADROOM_PROPERTY
+
 SCHEMA_ID = "peakchaos/2"
 #: older schemas this module can still read (see :func:`upgrade`)
 READABLE_SCHEMAS = ("peakchaos/1", SCHEMA_ID)
@@ -79,9 +81,11 @@ SCHEMA: JSONDict = {
         "generated_at": {"type": "string", "format": "date-time", "description": "ISO-8601 UTC time the document was made"},
         "peakchaos_version": _str("version of pytest-peakchaos that wrote it"),
         "runs": {"type": "array", "items": {"$ref": "#/$defs/run"}, "description": "one entry per experiment"},
+        "headroom": HEADROOM_PROPERTY,
     },
     "required": ["schema", "generated_at", "peakchaos_version", "runs"],
     "$defs": {
+        **HEADROOM_DEFS,
         "run": _obj(
             {
                 "test": _str("pytest node id of the test, or a name given outside pytest"),
