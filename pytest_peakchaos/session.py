@@ -51,9 +51,9 @@ class PeakchaosSession:
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""
         if self.settings.stack is not None:
-            from .stack.compose import load_compose
+            from .stack import load_stack_file
 
-            self.spec = load_compose(self.settings.stack)
+            self.spec = load_stack_file(self.settings.stack)
 
     def _log(self, msg: str) -> None:
         self.messages.append(msg)
@@ -70,6 +70,18 @@ class PeakchaosSession:
                 "no stack configured: pass --peakchaos-stack path/to/compose.yml or set "
                 "peakchaos_stack in the ini file (pytest.ini / pyproject [tool.pytest.ini_options])"
             )
+        backend = getattr(self.spec, "backend", "docker")
+        if backend != "docker":
+            from .stack import make_stack
+
+            other = make_stack(self.spec, log=self._log)
+            try:
+                other.start()
+            except StackError as exc:
+                self.start_error = exc
+                raise
+            self.stack = other
+            return other
         from .stack.docker import DockerStack, docker_client
 
         try:
