@@ -30,6 +30,7 @@ class Settings:
     seed: int | None = None
     scale: float = 1.0
     report: Path | None = None
+    dask: str | None = None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Settings:

@@ -403,6 +403,8 @@ class LoadResult:
     orders: list[AckOrder] = field(default_factory=list)
     legacy_actions: frozenset[str] = frozenset()
     scale: float = 1.0
+    #: shares of a distributed run whose worker was lost: ``{share, of, worker, error}`` each
+    missing_shares: list[dict[str, Any]] = field(default_factory=list)
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -485,6 +487,7 @@ class LoadResult:
             self.retries_impatience += o.retries_impatience
             self.sessions.merge(o.sessions)
             self.orders.extend(o.orders)
+            self.missing_shares.extend(o.missing_shares)
             self.legacy_actions = self.legacy_actions | o.legacy_actions
             if o.stop_reason and o.stop_reason not in self.stop_reason.split(","):
                 self.stop_reason = ",".join(x for x in (self.stop_reason, o.stop_reason) if x)
@@ -545,6 +548,7 @@ class LoadResult:
             "actions": {a: s.to_dict(histograms=histograms) for a, s in sorted(self.actions.items())},
             "series": series,
             "session_series": [[s, *self.session_series[s]] for s in sorted(self.session_series)],
+            "missing_shares": [dict(x) for x in self.missing_shares],
             "orders": [
                 {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action}
                 for o in self.orders
@@ -572,6 +576,7 @@ class LoadResult:
         r.actions = {a: ActionStats.from_dict(a, s) for a, s in d["actions"].items()}
         r.series = {a: {row["t"]: SecondStats.from_dict(row) for row in rows} for a, rows in d["series"].items()}
         r.session_series = {row[0]: [row[1], row[2]] for row in d["session_series"]}
+        r.missing_shares = [dict(x) for x in d.get("missing_shares", [])]
         r.orders = [AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout")) for o in d["orders"]]
         return r
 
