@@ -49,12 +49,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if reporter is not None and config.getoption("verbose") > 0:
             reporter.write_line(f"[peakchaos] {msg}")
 
+    from . import xdist
+
+    settings.xdist = xdist.check_mode(settings.xdist)
     session = PeakchaosSession(settings=settings, log=log)
     try:
         session.load_spec()
     except ValueError as exc:  # ComposeError: file, key, what is valid
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    if xdist.is_worker(config):
+        xdist.configure_worker(config, session)
+    else:
+        config.pluginmanager.register(xdist.ControllerPlugin(session, settings.xdist), "peakchaos-xdist-controller")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -94,14 +101,19 @@ def peakchaos_stack(request: pytest.FixtureRequest) -> Generator[Stack, None, No
 
 
 @pytest.fixture
-def legacy_link(peakchaos_stack: Stack) -> Generator[Link, None, None]:
-    """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test."""
+def legacy_link(request: pytest.FixtureRequest, peakchaos_stack: Stack) -> Generator[Link, None, None]:
+    """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test.
+
+    Under pytest-xdist's shared mode the test holds the link's cross-process lock throughout."""
+    from .xdist import link_lock
+
     link = peakchaos_stack.link()
-    link.reset()
-    try:
-        yield link
-    finally:
+    with link_lock(request.config, link.name):
         link.reset()
+        try:
+            yield link
+        finally:
+            link.reset()
 
 
 @pytest.fixture
@@ -196,12 +208,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pc = session.config.stash.get(SESSION_KEY, None)
-    if pc is None or not pc.results or pc.settings.report is None:
+    if pc is None:
+        return
+    runs = [result.to_dict(test=name) for name, result in pc.results]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller writes the one report
+        import json
+
+        from .xdist import RESULTS_KEY
+
+        workeroutput[RESULTS_KEY] = json.dumps(runs)
+        return
+    runs += pc.remote_results
+    if not runs or pc.settings.report is None:
         return
     from .report import new_document, write_reports
     from .report.schema import ReportSchemaError
 
-    document = new_document([result.to_dict(test=name) for name, result in pc.results])
+    document = new_document(runs)
     try:
         pc.report_files = write_reports(document, pc.settings.report)
     except ReportSchemaError as exc:
@@ -213,12 +237,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return
-    if session.results:
+    if session.results or session.remote_results:
         from .report.terminal import summary_lines
 
         terminalreporter.section("peakchaos experiments")
-        for name, result in session.results:
-            for line in summary_lines(result.to_dict(test=name)):
+        runs = [result.to_dict(test=name) for name, result in session.results] + session.remote_results
+        for run in runs:
+            for line in summary_lines(run):
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():

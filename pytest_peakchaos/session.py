@@ -31,6 +31,7 @@ class Settings:
     scale: float = 1.0
     report: Path | None = None
     dask: str | None = None
+    xdist: str = "per-worker"
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Settings:
@@ -48,6 +49,10 @@ class PeakchaosSession:
     messages: list[str] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)  # (test name, ExperimentResult)
     report_files: dict[str, Path] | None = None
+    #: result documents sent by xdist workers (on the controller)
+    remote_results: list[dict[str, Any]] = field(default_factory=list)
+    #: this worker uses the xdist controller's stack (shared mode): it never starts or removes one
+    shared: bool = False
 
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""

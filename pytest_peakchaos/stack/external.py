@@ -77,6 +77,10 @@ class ExternalSpec:
     ledger: ExternalLedger | None = None
     allow_any_host: bool = False
     backend: str = field(default=KIND)
+    #: link name -> legacy container id on the local engine (xdist's shared mode: capacity faults work)
+    capacity: dict[str, str] = field(default_factory=dict)
+    #: the run id of the stack this spec describes, when peakchaos itself started it (xdist shared mode)
+    shared_run_id: str | None = None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -226,7 +230,7 @@ class ExternalStack(Stack):
         from ..load.engine import new_run_id
 
         self.spec = spec  # type: ignore[assignment]  # duck-typed like a compose StackSpec
-        self.run_id = run_id or new_run_id()
+        self.run_id = run_id or spec.shared_run_id or new_run_id()
         self._log = log or (lambda msg: None)
         self._toxiproxy: ToxiproxyClient | None = None
         self.started = False
@@ -254,6 +258,13 @@ class ExternalStack(Stack):
                 + f"; its proxies: {have}"
             )
         host = urllib.parse.urlsplit(spec.toxiproxy).hostname or "127.0.0.1"
+        capacities: dict[str, Any] = {}
+        if spec.capacity:
+            from ..throttle import DockerCapacity
+            from .docker import docker_client
+
+            engine = docker_client()
+            capacities = {name: DockerCapacity(engine.containers.get(cid)) for name, cid in spec.capacity.items()}
         for lk in spec.links:
             handle = proxies[lk.proxy]
             if handle.toxics():
@@ -261,7 +272,7 @@ class ExternalStack(Stack):
                     f"link {lk.name}: proxy {lk.proxy!r} already has toxics "
                     f"({', '.join(t.name for t in handle.toxics())}); they are not ours and are left alone"
                 )
-            self.links[lk.name] = Link(name=lk.name, proxy=handle, client=client, capacity=None,
+            self.links[lk.name] = Link(name=lk.name, proxy=handle, client=client, capacity=capacities.get(lk.name),
                                        url=f"http://{host}:{handle.listen_port}")
         self._toxiproxy = client
         self.started = True
