@@ -52,6 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from . import xdist
 
     settings.xdist = xdist.check_mode(settings.xdist)
+    if settings.dask is not None:
+        from .load.distributed import check_address
+
+        try:
+            settings.dask = check_address(settings.dask, "--peakchaos-dask / ini peakchaos_dask")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     session = PeakchaosSession(settings=settings, log=log)
     try:
         session.load_spec()

@@ -45,6 +45,23 @@ class DaskUnavailable(RuntimeError):
     """``distributed`` is not installed, or no scheduler answers at the address."""
 
 
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
+def check_address(address: object, what: str = "cluster") -> str:
+    """``address`` as a Dask scheduler address (``tcp://host:port``), or ``ValueError`` saying why."""
+    import re
+
+    text = str(address).strip()
+    m = re.fullmatch(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})", text)
+    if m is None or (m.group("scheme") and m.group("scheme") not in _SCHEMES) or not 0 < int(m.group("port")) < 65536:
+        raise ValueError(
+            f"{what}: {address!r} is not a Dask scheduler address; expected SCHEME://HOST:PORT with SCHEME one of "
+            f"{', '.join(_SCHEMES)} (e.g. tcp://127.0.0.1:8786)"
+        )
+    return text if m.group("scheme") else f"tcp://{text}"
+
+
 def _client(address: str, timeout_s: float) -> Any:
     try:
         import distributed
@@ -104,6 +121,7 @@ def run_on_dask(
     ``shares``: how many shares (default: one per worker, each pinned to its worker). ``cfg``'s
     ``max_requests`` and ``concurrency_cap`` are for the whole run and are divided among the shares.
     """
+    address = check_address(address)
     client = _client(address, CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s)
     try:
         workers = sorted(client.scheduler_info().get("workers", {}))

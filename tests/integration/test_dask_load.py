@@ -124,3 +124,12 @@ def test_unreachable_scheduler_is_a_clear_error_before_any_load(monkeypatch: pyt
         run_load("http://127.0.0.1:9", "normal", duration=5, seed=1, max_requests=10, max_sessions=None,
                  concurrency_cap=10, request_timeout_s=1.0, cluster=address)
     assert time.monotonic() - t < 30
+
+
+@pytest.mark.parametrize("bad", ["abc", "http://127.0.0.1:8786", "tcp://host:0", "tcp://host:99999", "tcp://:8786"])
+def test_a_bad_dask_address_is_a_usage_error_naming_the_option(pytester: pytest.Pytester, bad: str) -> None:
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("-p", "peakchaos", f"--peakchaos-dask={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--peakchaos-dask / ini peakchaos_dask" in err and "tcp://127.0.0.1:8786" in err and repr(bad) in err, err

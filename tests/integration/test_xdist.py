@@ -97,3 +97,17 @@ def test_unknown_xdist_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "peakchaos", "--peakchaos-xdist=sharded")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--peakchaos-xdist / ini peakchaos_xdist: invalid value 'sharded'; valid values: per-worker, shared*"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["per-worker", "shared"])
+def test_acceptance_scenarios_under_two_workers(pytester: pytest.Pytester, mode: str) -> None:
+    """The long form: scenarios A-D (tests/acceptance) with ``-n 2`` in each mode."""
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess(
+        "-p", "peakchaos", "-n", "2", f"--peakchaos-xdist={mode}", "--peakchaos-stack", str(COMPOSE),
+        "--peakchaos-startup-timeout=240s", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
+        str(ROOT / "tests" / "acceptance" / "test_scenarios.py"), timeout=1800,
+    )
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    result.stdout.fnmatch_lines(["*4 passed*"])
