@@ -558,11 +558,14 @@ class Experiment:
         settle: float | str = "10s",
         legacy_actions: Iterable[str] | None = None,
         workers: int = 1,
+        cluster: str | None = None,
     ) -> ExperimentResult:
         """Run ``profile``'s shoppers for ``duration`` with ``faults`` on the link; return the verdict.
 
         ``legacy_actions`` overrides the profile's list of legacy-bound actions (e.g. when the
         system under test calls legacy for more actions than the profile's bindings say).
+        ``cluster``: a Dask scheduler's address; the load is split over its workers
+        (``load/distributed.py``) while the fault schedule stays here, aligned to the same start.
         """
         from pytest_peakchaos.load import run_load
         from pytest_peakchaos.profiles import load_profile
@@ -645,6 +648,7 @@ class Experiment:
                 workers=workers,
                 on_start=on_start,
                 on_live=probe.attach,
+                cluster=cluster,
             )
         finally:
             stop_faults.set()

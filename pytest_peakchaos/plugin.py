@@ -76,12 +76,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     config.addinivalue_line("markers", HEADROOM_MARKER)
     settings = Settings.from_mapping(options.resolve_all(config))
+    from . import xdist
+
+    settings.xdist = xdist.check_mode(settings.xdist)
+    if settings.dask is not None:
+        from .load.distributed import check_address
+
+        try:
+            settings.dask = check_address(settings.dask, "--peakchaos-dask / ini peakchaos_dask")
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
     session = PeakchaosSession(settings=settings, log=_logger(config))
     try:
         session.load_spec()
     except ValueError as exc:  # ComposeError: file, key, what is valid
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    if xdist.is_worker(config):
+        xdist.configure_worker(config, session)
+    else:
+        config.pluginmanager.register(xdist.ControllerPlugin(session, settings.xdist), "peakchaos-xdist-controller")
     if session.spec is not None:  # a stack to protect: SIGINT/SIGTERM stop cleanly (see .interrupt)
         from . import interrupt
 
@@ -142,14 +156,19 @@ def peakchaos_stack(request: pytest.FixtureRequest) -> Generator[Stack, None, No
 
 
 @pytest.fixture
-def legacy_link(peakchaos_stack: Stack) -> Generator[Link, None, None]:
-    """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test."""
+def legacy_link(request: pytest.FixtureRequest, peakchaos_stack: Stack) -> Generator[Link, None, None]:
+    """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test.
+
+    Under pytest-xdist's shared mode the test holds the link's cross-process lock throughout."""
+    from .xdist import link_lock
+
     link = peakchaos_stack.link()
-    link.reset()
-    try:
-        yield link
-    finally:
+    with link_lock(request.config, link.name):
         link.reset()
+        try:
+            yield link
+        finally:
+            link.reset()
 
 
 @pytest.fixture(autouse=True)
@@ -289,12 +308,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     pc = session.config.stash.get(SESSION_KEY, None)
-    if pc is None or not (pc.results or pc.headroom) or pc.settings.report is None:
+    if pc is None:
+        return
+    runs = [result.to_dict(test=name) for name, result in pc.results]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller writes the one report
+        import json
+
+        from .xdist import RESULTS_KEY
+
+        workeroutput[RESULTS_KEY] = json.dumps(runs)
+        return
+    runs += pc.remote_results
+    if not (runs or pc.headroom) or pc.settings.report is None:
         return
     from .report import new_document, write_reports
     from .report.schema import ReportSchemaError
 
-    document = new_document([result.to_dict(test=name) for name, result in pc.results])
+    document = new_document(runs)
     if pc.headroom:
         document["headroom"] = [room.to_dict(test=name) for name, room in pc.headroom]
     try:
@@ -308,12 +339,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return
-    if session.results:
+    if session.results or session.remote_results:
         from .report.terminal import summary_lines
 
         terminalreporter.section("peakchaos experiments")
-        for name, result in session.results:
-            for line in summary_lines(result.to_dict(test=name)):
+        runs = [result.to_dict(test=name) for name, result in session.results] + session.remote_results
+        for run in runs:
+            for line in summary_lines(run):
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():

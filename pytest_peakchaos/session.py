@@ -30,6 +30,8 @@ class Settings:
     seed: int | None = None
     scale: float = 1.0
     report: Path | None = None
+    dask: str | None = None
+    xdist: str = "per-worker"
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Settings:
@@ -63,13 +65,17 @@ class PeakchaosSession:
                 lines.append(f"[peakchaos]   link {link.name}: {len(link.active)} fault(s) still applied")
         lines.append(f"[peakchaos] remove it with: peakchaos prune --run {stack.run_id} (the next session sweeps it too)")
         return lines
+    #: result documents sent by xdist workers (on the controller)
+    remote_results: list[dict[str, Any]] = field(default_factory=list)
+    #: this worker uses the xdist controller's stack (shared mode): it never starts or removes one
+    shared: bool = False
 
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""
         if self.settings.stack is not None:
-            from .stack.compose import load_compose
+            from .stack import load_stack_file
 
-            self.spec = load_compose(self.settings.stack)
+            self.spec = load_stack_file(self.settings.stack)
 
     def _log(self, msg: str) -> None:
         self.messages.append(msg)
@@ -86,6 +92,18 @@ class PeakchaosSession:
                 "no stack configured: pass --peakchaos-stack path/to/compose.yml or set "
                 "peakchaos_stack in the ini file (pytest.ini / pyproject [tool.pytest.ini_options])"
             )
+        backend = getattr(self.spec, "backend", "docker")
+        if backend != "docker":
+            from .stack import make_stack
+
+            other = make_stack(self.spec, log=self._log)
+            try:
+                other.start()
+            except StackError as exc:
+                self.start_error = exc
+                raise
+            self.stack = other
+            return other
         from .stack.docker import DockerStack, docker_client
 
         try:

@@ -63,6 +63,7 @@ def run_load(
     use_uvloop: bool | None = None,
     allow_any_host: bool = False,
     on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
+    cluster: str | None = None,
 ) -> LoadResult:
     """Drive ``profile``'s shoppers against ``base_url`` and return what was measured. Blocking.
 
@@ -85,6 +86,9 @@ def run_load(
     * ``stop_event``: set it to end the run early (in-flight requests get up to 0.5 s).
     * ``workers > 1``: that many processes, each driving every ``workers``-th session of the same
       seeded arrival stream; their results are merged.
+    * ``cluster``: the address of a Dask scheduler (``tcp://host:8786``): the run is split the same
+      way over the cluster's workers, one share each (``workers`` is then ignored), from a common
+      start instant; lost workers are named in ``missing_shares`` (``load/distributed.py``).
     """
     from pytest_peakchaos.load.engine import EngineConfig, default_connections, new_run_id
     from pytest_peakchaos.profiles import load_profile
@@ -127,7 +131,15 @@ def run_load(
     # KeyboardInterrupt comes when it returned (see pytest_peakchaos.interrupt).
     interrupt.hold()
     try:
-        if workers == 1:
+        if cluster is not None:
+            from dataclasses import replace
+
+            from pytest_peakchaos.load.distributed import run_on_dask
+
+            whole = replace(cfg, max_requests=max_requests, concurrency_cap=concurrency_cap,
+                            connections=connections if connections is not None else default_connections(concurrency_cap))
+            result = run_on_dask(whole, cluster, on_start=on_start, stop_event=stop_event)
+        elif workers == 1:
             result = _run_in_thread(cfg, on_start, stop_event, on_live)
         else:
             result = _run_workers(cfg, workers, on_start, stop_event)

@@ -583,6 +583,8 @@ class LoadResult:
     #: counted problems with the profile's session state: {kind: {what: {"count": n, "example": text}}}
     #: (kinds: capture_miss, bad_cookie, unset_variable; see docs/load.md)
     warnings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: shares of a distributed run whose worker was lost: ``{share, of, worker, error}`` each
+    missing_shares: list[dict[str, Any]] = field(default_factory=list)
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -665,6 +667,7 @@ class LoadResult:
             self.retries_impatience += o.retries_impatience
             self.sessions.merge(o.sessions)
             self.orders.extend(o.orders)
+            self.missing_shares.extend(o.missing_shares)
             self.legacy_actions = self.legacy_actions | o.legacy_actions
             for kind, wper in o.warnings.items():
                 mine_w = self.warnings.setdefault(kind, {})
@@ -737,6 +740,7 @@ class LoadResult:
                 "totals": self.generator.totals(),
                 "seconds": [{k: v for k, v in row.items() if k not in ("lag", "send")} for row in self.generator.to_dict()["seconds"]],
             },
+            "missing_shares": [dict(x) for x in self.missing_shares],
             "orders": [
                 {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action}
                 for o in self.orders
@@ -766,6 +770,7 @@ class LoadResult:
         r.series = {a: {row["t"]: SecondStats.from_dict(row) for row in rows} for a, rows in d["series"].items()}
         r.session_series = {row[0]: [row[1], row[2]] for row in d["session_series"]}
         r.generator = GeneratorHealth.from_dict(d.get("generator"))
+        r.missing_shares = [dict(x) for x in d.get("missing_shares", [])]
         r.orders = [AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout")) for o in d["orders"]]
         r.warnings = {k: {w: dict(v) for w, v in per.items()} for k, per in d.get("warnings", {}).items()}
         return r
