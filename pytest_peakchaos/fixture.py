@@ -98,7 +98,7 @@ class Chaos:
             seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(1, 2**31)
         scale = float(kwargs.pop("scale", 1.0)) * settings.scale
         link = kwargs.pop("link", None)
-        if settings.dask and "cluster" not in kwargs:
+        if getattr(settings, "dask", None) and "cluster" not in kwargs:
             kwargs["cluster"] = settings.dask
         name = self._test if not self.results else f"{self._test}#{len(self.results) + 1}"
         experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)

@@ -138,10 +138,13 @@ Prober = Callable[[float, int], ProbeResult]
 
 
 def _not_measured(check: Any) -> bool:
+    outcome = getattr(check, "outcome", None)
+    if isinstance(outcome, str):  # pass / fail / not measured (checks.CheckResult)
+        return outcome == "not measured"
     state = str(getattr(check, "state", "") or getattr(check, "status", "")).lower().replace("_", " ")
     if state in ("not measured", "skip", "skipped"):
         return True
-    if getattr(check, "not_measured", False) or getattr(check, "skipped", False):
+    if getattr(check, "skipped", False) is True:
         return True
     return str(getattr(check, "measured", "")).lower().startswith("not measured")
 

@@ -86,7 +86,7 @@ class FakeShop:
         if (rate, nth) in self.raises:
             raise OSError("connection refused by the stack")
         if (rate, nth) in self.inconclusive:
-            row = CheckResult("recovery", "recovery", False, "back within 5s", "not measured: no recovery phase")
+            row = CheckResult.not_measured("recovery", "recovery", "back within 5s", "no recovery phase")
             return FakeResult(False, [ok_row(), row], seed, scale)
         good = scale * self.base <= self.threshold
         if (rate, nth) in self.flips:
