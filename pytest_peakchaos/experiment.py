@@ -512,7 +512,9 @@ class Experiment:
         except Exception as exc:  # noqa: BLE001
             link_note = f"Toxiproxy: {exc}"
         else:
-            tcounter = toxiproxy_bytes_counter(api, self.spec_link.name)
+            tcounter = toxiproxy_bytes_counter(
+                api, self.spec_link.name, metrics_on=bool(getattr(self.stack, "proxy_metrics", False))
+            )
             if tcounter() is not None:
                 link = tcounter
             else:

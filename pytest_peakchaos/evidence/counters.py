@@ -48,11 +48,13 @@ def legacy_stats_counter(url: str) -> Counter:
     return read
 
 
-def toxiproxy_bytes_counter(api_url: str, proxy: str) -> Counter:
+def toxiproxy_bytes_counter(api_url: str, proxy: str, *, metrics_on: bool = False) -> Counter:
     """Bytes cloud sent to legacy through Toxiproxy (``GET /metrics``, needs ``-proxy-metrics``).
 
     Bytes are not calls: the amplification check then compares bytes per legacy-bound action with
-    the baseline phase's. ``None`` when the server exposes no proxy metrics.
+    the baseline phase's. ``None`` when the server exposes no proxy metrics. Toxiproxy lists a
+    proxy's counters only once a connection went through it, so with ``metrics_on`` (the stack
+    started Toxiproxy with ``-proxy-metrics`` itself) an answer without the proxy's line reads 0.
     """
     metrics_url = api_url.rstrip("/") + "/metrics"
 
@@ -74,7 +76,7 @@ def toxiproxy_bytes_counter(api_url: str, proxy: str) -> Counter:
                     seen = True
                 except ValueError:
                     continue
-        if not seen:
+        if not seen and not metrics_on:
             return None
         return CounterReading(total, "bytes", f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}")
 

@@ -97,6 +97,9 @@ def _tcp_open(host: str, port: int) -> bool:
 class DockerStack(Stack):
     """A stack of real containers. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
+    #: the stack's Toxiproxy runs with ``-proxy-metrics`` (its byte counters are the link's evidence)
+    proxy_metrics = True
+
     def __init__(
         self,
         spec: StackSpec,

@@ -241,6 +241,9 @@ class _Proc:
 class LocalStack(Stack):
     """Runs a local stack file's services and a Toxiproxy as subprocesses on 127.0.0.1."""
 
+    #: its toxiproxy-server runs with ``-proxy-metrics``
+    proxy_metrics = True
+
     def __init__(self, spec: LocalSpec, *, run_id: str | None = None, log: Callable[[str], None] | None = None,
                  toxiproxy_server: str | Path | None = None) -> None:
         super().__init__()
