@@ -743,3 +743,13 @@ def test_malformed(tmp_path: Path, text: str, key: str, fragment: str, files: di
 
 def test_there_are_many_malformed_cases() -> None:
     assert len(MALFORMED) >= 25
+
+
+def test_ignored_keys_are_noted_in_the_run_header(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yml", stack="services:\n  web: {image: nginx, restart: always, logging: {driver: syslog}}\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "peakchaos", "--peakchaos-stack", "stack.yml", "--collect-only")
+    header = [line for line in result.outlines if line.startswith("peakchaos: ")]
+    assert len(header) == 2, result.outlines
+    assert header[0].endswith("stack.yml: restart (web): ignored: a test run never restarts containers: a service that exits fails the run")
+    assert "logging (web): ignored" in header[1]
