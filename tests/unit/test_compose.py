@@ -392,7 +392,9 @@ def _spec() -> dict[str, object]:
     for candidate in (SPEC, Path("/work/shared/compose-spec.json")):
         if candidate.is_file():
             return json.loads(candidate.read_text())  # type: ignore[no-any-return]
-    pytest.skip("../shared/compose-spec.json (reference data) is not beside this checkout")
+    from tests.conftest import unavailable
+
+    unavailable("../shared/compose-spec.json (reference data) is not beside this checkout")
 
 
 def test_policy_decides_every_key_of_the_compose_specification() -> None:
