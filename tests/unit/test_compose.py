@@ -611,7 +611,7 @@ MALFORMED = [
     case("yaml-syntax", "services:\n  web:\n    image: [nginx\n", "<root>", "YAML syntax error at line 4, column 1"),
     case("duplicate-key", "services:\n  web:\n    image: a\n    image: b\n", "<root>", "found duplicate key 'image'"),
     case("unknown-top-level", WEB + "foo: 1\n", "foo", "unknown top-level key 'foo' (not in the Compose Specification)"),
-    case("top-level-include", WEB + "include: [other.yml]\n", "include", "pass the files with `-f a.yml -f b.yml`"),
+    case("top-level-include", WEB + "include: [other.yml]\n", "include", "pass them with `-f a.yml -f b.yml`"),
     case("top-level-models", WEB + "models: {llm: {}}\n", "models", "AI model runners"),
     case("top-level-secret-env", WEB + "secrets:\n  token: {environment: TOKEN}\n", "secrets.token.environment", "only file secrets are supported"),
     case("services-missing", "name: shop\n", "services", "missing: a compose file needs a 'services' mapping"),
