@@ -511,6 +511,7 @@ def test_project_files_secrets_and_anonymous_volumes(tmp_path: Path) -> None:
               - ./src:/code
               - /code/node_modules
               - {type: bind, source: ./src, target: /srv, read_only: true}
+              - {type: tmpfs, target: /cache, tmpfs: {size: 1000000}}
             secrets: [db_password, {source: db_password, target: pw}]
         secrets:
           db_password: {file: ./db_password.txt}
@@ -524,6 +525,7 @@ def test_project_files_secrets_and_anonymous_volumes(tmp_path: Path) -> None:
         ("db_password.txt", "/run/secrets/pw", True),
     ]
     assert web.volumes == [VolumeMount(None, "/code/node_modules", False)]
+    assert web.tmpfs == ["/cache:size=1000000"]
 
 
 def test_override_files_merge_like_compose(tmp_path: Path) -> None:
