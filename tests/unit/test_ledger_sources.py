@@ -133,5 +133,5 @@ def test_project_files_archive_keeps_read_only_read_only(tmp_path: Path) -> None
         members = {m.name: m for m in tar.getmembers()}
     assert set(members) == {"etc/app", "etc/app/a.ini", "usr/local/bin/run.sh"}
     assert members["etc/app"].mode == 0o555 and members["etc/app/a.ini"].mode == 0o444
-    assert members["usr/local/bin/run.sh"].mode == 0o755
+    assert members["usr/local/bin/run.sh"].mode == 0o777
     assert all(m.uid == 0 for m in members.values())
