@@ -32,6 +32,7 @@ MARKER_KEYS = (
     "legacy_actions",
     "workers",
     "link",
+    "ledger",
 )
 
 
@@ -100,8 +101,13 @@ class Chaos:
         link = kwargs.pop("link", None)
         if getattr(settings, "dask", None) and "cluster" not in kwargs:
             kwargs["cluster"] = settings.dask
+        ledger = kwargs.pop("ledger", None)  # a callable, "module:function" or an x-peakchaos-style mapping
+        if ledger is not None:
+            from .stack.ledger import ledger_reader
+
+            ledger = ledger_reader(self.stack, ledger)
         name = self._test if not self.results else f"{self._test}#{len(self.results) + 1}"
-        experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)
+        experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress, ledger=ledger)
         try:
             result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
         finally:

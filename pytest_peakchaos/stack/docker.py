@@ -458,7 +458,9 @@ class DockerStack(Stack):
         self._run_container(
             "toxiproxy", self.toxiproxy_image, aliases=list(dict.fromkeys(names)), ports=ports,
             command=["-host=0.0.0.0", "-proxy-metrics"],
-            also={self.private_network_name: []} if self.spec.links else None,
+            # legacy services that call each other (a chain of links) find Toxiproxy by name too
+            also={self.private_network_name: list(dict.fromkeys(n for link in self.spec.links for n in link.names))}
+            if self.spec.links else None,
         )
         api_url = f"http://{LOOPBACK}:{self._ports[('toxiproxy', TOXIPROXY_API_PORT)]}"
         self._toxiproxy = ToxiproxyClient(api_url)

@@ -2,7 +2,8 @@
 
 A bind mount of a path inside the project folder, a file secret or a file config becomes a tar
 archive put into the created (not yet started) container at its target path. Read-only mounts are
-copied read-only (mode 0444 files, 0555 folders, owned by root); the user's own files are never
+copied read-only (mode 0444 files, 0555 folders, owned by root), the others writable by any
+container user (0666/0777, as a bind mount would let the app write); the user's own files are never
 mounted, so even a process that changes its copy changes only the copy.
 """
 
@@ -39,14 +40,14 @@ def _add(tar: tarfile.TarFile, source: Path, name: str, read_only: bool) -> None
         info = tar.gettarinfo(str(source), arcname=name)
         info.uid = info.gid = 0
     if source.is_dir():
-        info.mode = 0o555 if read_only else 0o755
+        info.mode = 0o555 if read_only else 0o777  # writable copies for any container user, like a bind mount
         tar.addfile(info)
         for child in sorted(os.listdir(source)):
             _add(tar, source / child, f"{name}/{child}", read_only)
         return
     if not source.is_file():
         return  # sockets, devices, fifos: never copied
-    info.mode = (0o444 if read_only else 0o644) | (info.mode & 0o111)
+    info.mode = (0o444 if read_only else 0o666) | (info.mode & 0o111)
     with source.open("rb") as handle:
         tar.addfile(info, handle)
 

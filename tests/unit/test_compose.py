@@ -392,7 +392,9 @@ def _spec() -> dict[str, object]:
     for candidate in (SPEC, Path("/work/shared/compose-spec.json")):
         if candidate.is_file():
             return json.loads(candidate.read_text())  # type: ignore[no-any-return]
-    pytest.skip("../shared/compose-spec.json (reference data) is not beside this checkout")
+    from tests.conftest import unavailable
+
+    unavailable("../shared/compose-spec.json (reference data) is not beside this checkout")
 
 
 def test_policy_decides_every_key_of_the_compose_specification() -> None:
@@ -509,6 +511,7 @@ def test_project_files_secrets_and_anonymous_volumes(tmp_path: Path) -> None:
               - ./src:/code
               - /code/node_modules
               - {type: bind, source: ./src, target: /srv, read_only: true}
+              - {type: tmpfs, target: /cache, tmpfs: {size: 1000000}}
             secrets: [db_password, {source: db_password, target: pw}]
         secrets:
           db_password: {file: ./db_password.txt}
@@ -522,6 +525,7 @@ def test_project_files_secrets_and_anonymous_volumes(tmp_path: Path) -> None:
         ("db_password.txt", "/run/secrets/pw", True),
     ]
     assert web.volumes == [VolumeMount(None, "/code/node_modules", False)]
+    assert web.tmpfs == ["/cache:size=1000000"]
 
 
 def test_override_files_merge_like_compose(tmp_path: Path) -> None:
@@ -609,7 +613,7 @@ MALFORMED = [
     case("yaml-syntax", "services:\n  web:\n    image: [nginx\n", "<root>", "YAML syntax error at line 4, column 1"),
     case("duplicate-key", "services:\n  web:\n    image: a\n    image: b\n", "<root>", "found duplicate key 'image'"),
     case("unknown-top-level", WEB + "foo: 1\n", "foo", "unknown top-level key 'foo' (not in the Compose Specification)"),
-    case("top-level-include", WEB + "include: [other.yml]\n", "include", "pass the files with `-f a.yml -f b.yml`"),
+    case("top-level-include", WEB + "include: [other.yml]\n", "include", "pass them with `-f a.yml -f b.yml`"),
     case("top-level-models", WEB + "models: {llm: {}}\n", "models", "AI model runners"),
     case("top-level-secret-env", WEB + "secrets:\n  token: {environment: TOKEN}\n", "secrets.token.environment", "only file secrets are supported"),
     case("services-missing", "name: shop\n", "services", "missing: a compose file needs a 'services' mapping"),
@@ -743,3 +747,13 @@ def test_malformed(tmp_path: Path, text: str, key: str, fragment: str, files: di
 
 def test_there_are_many_malformed_cases() -> None:
     assert len(MALFORMED) >= 25
+
+
+def test_ignored_keys_are_noted_in_the_run_header(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yml", stack="services:\n  web: {image: nginx, restart: always, logging: {driver: syslog}}\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_inprocess("-p", "peakchaos", "--peakchaos-stack", "stack.yml", "--collect-only")
+    header = [line for line in result.outlines if line.startswith("peakchaos: ")]
+    assert len(header) == 2, result.outlines
+    assert header[0].endswith("stack.yml: restart (web): ignored: a test run never restarts containers: a service that exits fails the run")
+    assert "logging (web): ignored" in header[1]

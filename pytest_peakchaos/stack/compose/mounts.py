@@ -22,9 +22,9 @@ _MODES_IGNORED = ("z", "Z", "cached", "delegated", "consistent", "nocopy")
 
 
 def _parse_volumes(
-    ctx: _Ctx, key: str, raw: object, declared: Sequence[str], files: list[FileMount]
+    ctx: _Ctx, key: str, raw: object, declared: Sequence[str], files: list[FileMount], tmpfs: list[str]
 ) -> list[VolumeMount]:
-    """Named/anonymous volumes (returned) and project files (appended to ``files``)."""
+    """Named/anonymous volumes (returned), project files (to ``files``), long-form tmpfs (to ``tmpfs``)."""
     if raw is None:
         return []
     items = _list(ctx, key, raw, "a list of mounts such as 'data:/var/lib/app' or './conf:/etc/app:ro'")
@@ -37,11 +37,11 @@ def _parse_volumes(
         elif isinstance(found, VolumeMount):
             mounts.append(found)
         elif isinstance(found, str):  # tmpfs given in the long form
-            pass
+            tmpfs.append(found)
     return mounts
 
 
-def _parse_volume(ctx: _Ctx, key: str, item: object, declared: Sequence[str]) -> VolumeMount | FileMount:
+def _parse_volume(ctx: _Ctx, key: str, item: object, declared: Sequence[str]) -> VolumeMount | FileMount | str:
     if isinstance(item, str):
         parts = item.split(":")
         if len(parts) == 1:
@@ -67,7 +67,14 @@ def _parse_volume(ctx: _Ctx, key: str, item: object, declared: Sequence[str]) ->
         ctx.fail(_join(key, "type"), f"unsupported mount type {kind!r}; valid types: volume, bind, tmpfs")
     target = _string(ctx, _join(key, "target"), _require(ctx, key, data, "target", "a mount", "target is the path in the container"), "an absolute path")
     if kind == "tmpfs":
-        ctx.fail(_join(key, "type"), f"write tmpfs mounts under the service's 'tmpfs' key: tmpfs: ['{target}']")
+        if not target.startswith("/"):
+            ctx.fail(_join(key, "target"), f"a tmpfs mount must be an absolute path such as '/tmp', {_got(target)}")
+        size = None
+        if data.get("tmpfs") is not None:
+            topts = _mapping(ctx, _join(key, "tmpfs"), data["tmpfs"])
+            _check_keys(ctx, _join(key, "tmpfs"), topts, ("size", "mode"), "tmpfs options")
+            size = topts.get("size")
+        return f"{target}:size={size}" if size is not None else target
     source = ""
     if data.get("source") is not None:
         source = _string(ctx, _join(key, "source"), data["source"], "a volume name or a path")

@@ -47,7 +47,7 @@ TOP_LEVEL: dict[str, Rule] = {
     "networks": _s("plain networks are ignored (one private network per run); services' `aliases` are honoured"),
     "secrets": _s("`file:` secrets inside the project, copied to `/run/secrets/<name>`; `environment:`/`external:` rejected"),
     "configs": _s("`file:` configs inside the project, copied to the service's `target` (default `/<name>`); others rejected"),
-    "include": _r("not supported: pass the files with `-f a.yml -f b.yml` (override files are merged like compose)"),
+    "include": _r("other files are not pulled in; pass them with `-f a.yml -f b.yml` (override files are merged like compose)"),
     "models": _r("AI model runners are not part of a chaos test stack; remove them"),
 }
 
@@ -142,7 +142,7 @@ SERVICE: dict[str, Rule] = {
     "volumes_from": _r("sharing another container's mounts is not supported; declare a named volume and mount it in both services"),
     "external_links": _r("containers outside the run are out of reach on purpose; add the service to the file"),
     "extra_hosts": _r("host entries can point at the host or outside machines, and the stack must stay on its own network; remove them"),
-    "extends": _r("not supported; copy the extended service's keys in (YAML anchors and `<<:` merge keys work)"),
+    "extends": _r("a service built from another file is not read; copy the extended service's keys in (YAML anchors and `<<:` merge keys work)"),
     "post_start": _r("lifecycle hooks are not supported; run the step in the image's entrypoint"),
     "pre_stop": _r("lifecycle hooks are not supported; run the step in the image's entrypoint"),
     "models": _r("AI model runners are not part of a chaos test stack; remove it"),

@@ -142,7 +142,8 @@ def _parse_service(
 
     deps = g(_parse_depends_on, ctx, k("depends_on"), data.get("depends_on"), notes, name) or []
     files: list[FileMount] = []
-    volumes = g(_parse_volumes, ctx, k("volumes"), data.get("volumes"), declared.volumes, files) or []
+    long_tmpfs: list[str] = []
+    volumes = g(_parse_volumes, ctx, k("volumes"), data.get("volumes"), declared.volumes, files, long_tmpfs) or []
     for what, known, default_dir in (("secrets", declared.secrets, "/run/secrets/"), ("configs", declared.configs, "/")):
         if data.get(what) is not None:
             files += g(_parse_file_refs, ctx, k(what), data[what], known, default_dir, what) or []
@@ -162,7 +163,7 @@ def _parse_service(
         user=user,
         working_dir=working_dir,
         volumes=volumes,
-        tmpfs=g(_parse_tmpfs, ctx, k("tmpfs"), data.get("tmpfs")) or [],
+        tmpfs=(g(_parse_tmpfs, ctx, k("tmpfs"), data.get("tmpfs")) or []) + long_tmpfs,
         files=files,
         aliases=list(dict.fromkeys(a for a in aliases if a != name)),
         hostname=hostname,

@@ -1,0 +1,2 @@
+SECRET_KEY=dev-only
+DEBUG=1
