@@ -17,21 +17,8 @@ if TYPE_CHECKING:
     from .session import PeakchaosSession
     from .stack.base import Stack
 
-MARKER_KEYS = (
-    "profile",
-    "duration",
-    "faults",
-    "seed",
-    "scale",
-    "checks",
-    "max_requests",
-    "concurrency_cap",
-    "request_timeout",
-    "settle",
-    "legacy_actions",
-    "workers",
-    "link",
-)
+from .validate import RUN_KEYS as MARKER_KEYS
+from .validate import check_marker, check_run_args
 
 
 class Progress:
@@ -66,19 +53,29 @@ class Chaos:
 
     def __init__(
         self,
-        stack: Stack,
+        stack: Stack | Callable[[], Stack],
         session: PeakchaosSession,
         *,
         test: str,
         progress: Progress | None = None,
         record: Callable[[str, object], None] | None = None,
     ) -> None:
-        self.stack = stack
+        # A callable starts the session's stack on first use: run()'s arguments are checked first,
+        # so a bad one fails before any container starts.
+        self._stack: Stack | None = None if callable(stack) else stack
+        self._get_stack: Callable[[], Stack] | None = stack if callable(stack) else None
         self._session = session
         self._test = test
         self._progress = progress
         self._record = record
         self.results: list[ExperimentResult] = []
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            assert self._get_stack is not None
+            self._stack = self._get_stack()
+        return self._stack
 
     def on(self, stack: Stack) -> Chaos:
         """The same recorder bound to another stack (e.g. a naive variant started by the test)."""
@@ -89,6 +86,7 @@ class Chaos:
     def run(self, profile: Any = "double11", duration: Any = "60s", faults: Any = (), **kwargs: Any) -> ExperimentResult:
         from .experiment import Experiment
 
+        check_run_args({"profile": profile, "duration": duration, "faults": faults, **kwargs})
         settings = self._session.settings
         seed = kwargs.pop("seed", None)
         if seed is None:
@@ -117,18 +115,8 @@ class Chaos:
 
 
 def marker_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``@pytest.mark.peakchaos(...)`` arguments: keywords only, from :data:`MARKER_KEYS`."""
-    if args:
-        raise ValueError(
-            f"@pytest.mark.peakchaos takes keyword arguments only (got positional {args!r}); "
-            f"valid keywords: {', '.join(MARKER_KEYS)}"
-        )
-    unknown = sorted(set(kwargs) - set(MARKER_KEYS))
-    if unknown:
-        raise ValueError(
-            f"@pytest.mark.peakchaos: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(MARKER_KEYS)}"
-        )
-    return dict(kwargs)
+    """Validate ``@pytest.mark.peakchaos(...)`` arguments (see :func:`pytest_peakchaos.validate.check_marker`)."""
+    return check_marker(args, kwargs)
 
 
 def stream_is_tty() -> bool:

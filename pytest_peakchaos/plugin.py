@@ -180,13 +180,21 @@ def _progress(config: pytest.Config) -> Any:
 
 
 @pytest.fixture
-def peakchaos(request: pytest.FixtureRequest, peakchaos_stack: Stack, legacy_link: Link) -> Chaos:
-    """Runs chaos experiments on the session's stack: ``peakchaos.run(profile=..., duration=..., faults=[...])``."""
+def peakchaos(request: pytest.FixtureRequest) -> Chaos:
+    """Runs chaos experiments on the session's stack: ``peakchaos.run(profile=..., duration=..., faults=[...])``.
+
+    The stack starts on the first ``run()`` (or ``.stack``), after its arguments were checked.
+    """
     from .fixture import Chaos
 
     node = request.node
+
+    def stack() -> Stack:
+        started: Stack = request.getfixturevalue("peakchaos_stack")
+        return started
+
     return Chaos(
-        peakchaos_stack,
+        stack,
         _session(request.config),
         test=node.nodeid,
         progress=_progress(request.config),
@@ -214,7 +222,21 @@ def peakchaos_result(request: pytest.FixtureRequest, peakchaos: Chaos) -> Experi
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test marked ``peakchaos`` gets its experiment run even if it asks for no fixture."""
+    """Marker arguments (profiles loaded) are checked now: a bad one stops the run before anything
+    starts, naming the test. A test marked ``peakchaos`` gets its experiment run even if it asks
+    for no fixture."""
+    from .validate import check_marker
+
+    problems = []
+    for item in items:
+        marker = item.get_closest_marker("peakchaos")
+        if marker is not None:
+            try:
+                check_marker(marker.args, marker.kwargs)
+            except ValueError as exc:
+                problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        raise pytest.UsageError("bad @pytest.mark.peakchaos arguments (nothing was started):\n" + "\n".join(problems))
     for item in items:
         if item.get_closest_marker("peakchaos") is not None and isinstance(item, pytest.Function):
             if "peakchaos_result" not in item.fixturenames:
