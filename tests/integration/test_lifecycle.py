@@ -124,11 +124,23 @@ def test_reuse_from_another_project_and_nothing_left_after_the_session(
             def test_link_reset_between_tests(peakchaos_stack, legacy_link, toxiproxy):
                 assert legacy_link.proxy.toxics() == {} or legacy_link.proxy.toxics() == []
                 assert "backend" in toxiproxy.proxies()
+
+            def test_faults_left_on_by_a_failing_test(peakchaos_stack):
+                peakchaos_stack.link().activate(latency(ms=700))
+                peakchaos_stack.link().activate(down())
+                assert False, "fails with two faults on the link"
+
+            def test_no_fault_survives_into_the_next_test(peakchaos_stack):
+                assert list(peakchaos_stack.link().proxy.toxics()) == []
+                assert peakchaos_stack.toxiproxy.proxies()["backend"].enabled
+                assert peakchaos_stack.link().active == []
             """
         )
     )
-    result = pytester.runpytest_subprocess("-p", "peakchaos", "-v")
-    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("-p", "peakchaos")
+    result.assert_outcomes(passed=3, failed=1)
+    # [peakchaos] lines reach the terminal even without -v (they were never printed before)
+    result.stdout.fnmatch_lines(["*[[]peakchaos[]] stack pc-* up in *s"])
     run_id = pytester.path.joinpath("run_id.txt").read_text().strip()
     assert run_id.startswith("pc-")
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
@@ -141,8 +153,12 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
     script = textwrap.dedent(
         f"""
         import sys, time
+        from pytest_peakchaos.stack import labels
         from pytest_peakchaos.stack.docker import start_docker_stack
-        stack = start_docker_stack({str(compose)!r}, startup_timeout_s=90)
+        # an owner this host cannot check (a CI job in another container on the same engine):
+        # only the lease can tell that it died
+        labels.current_owner = lambda: labels.Owner("another-host", 1, "1")
+        stack = start_docker_stack({str(compose)!r}, startup_timeout_s=90, sweep=False)
         print(stack.run_id, flush=True)
         time.sleep(600)
         """
@@ -153,7 +169,8 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
         run_id = proc.stdout.readline().strip()
         assert run_id.startswith("pc-"), run_id
         before = resources(docker_engine, run_id)
-        assert len(before["containers"]) == 3 and before["networks"] and before["volumes"], before
+        assert len(before["containers"]) == 4 and before["networks"] and before["volumes"], before
+        assert sweep(docker_engine, among={run_id}).runs == [], "a live owner's run is never swept"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -163,9 +180,16 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
         if proc.stdout is not None:
             proc.stdout.close()
     assert resources(docker_engine, run_id) == before, "SIGKILL leaves the resources behind"
-    report = sweep(docker_engine)
+    from pytest_peakchaos.stack.lease import lease_states
+
+    for _ in range(100):  # the engine sees the owner's connection close within a moment
+        if lease_states(docker_engine).get(run_id) is False:
+            break
+        time.sleep(0.1)
+    report = sweep(docker_engine, among={run_id})  # only our own run: others' are theirs to sweep
     print("\n" + report.summary())
-    assert run_id in report.runs
+    assert report.runs == [run_id]
+    assert "lease ended" in report.summary() and " old)" in report.summary()
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
@@ -176,8 +200,8 @@ def test_sweep_spares_runs_whose_owner_is_alive(tmp_path: Path, docker_engine: A
     compose = tmp_path / "stack.yml"
     compose.write_text(tiny_compose())
     with DockerStack(load_compose(compose), startup_timeout_s=90) as stack:
-        sweep(docker_engine)
-        assert len(resources(docker_engine, stack.run_id)["containers"]) == 3
+        assert sweep(docker_engine, among={stack.run_id}).runs == []
+        assert len(resources(docker_engine, stack.run_id)["containers"]) == 4  # 3 + the lease
     assert resources(docker_engine, stack.run_id)["containers"] == []
 
 
