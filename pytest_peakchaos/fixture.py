@@ -94,12 +94,26 @@ class Chaos:
         scale = float(kwargs.pop("scale", 1.0)) * settings.scale
         link = kwargs.pop("link", None)
         name = self._test if not self.results else f"{self._test}#{len(self.results) + 1}"
+        from .stack.health import HarnessError, harness_problem
+
+        if self._session.harness_error is not None:
+            raise HarnessError(f"not run: the harness broke earlier in the session: {self._session.harness_error}")
         experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)
         try:
             result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
+        except Exception as exc:
+            problem = harness_problem(self.stack)
+            if problem is not None:  # the rig broke, not the shop
+                self._session.harness_error = problem
+                raise HarnessError(f"harness error (no verdict): {problem}") from exc
+            raise
         finally:
             if self._progress is not None:
                 self._progress.done()
+        problem = harness_problem(self.stack)
+        if problem is not None:
+            self._session.harness_error = problem
+            raise HarnessError(f"harness error (no verdict on the shop): {problem}")
         self.results.append(result)
         self._session.results.append((name, result))
         if self._record is not None:

@@ -48,6 +48,7 @@ class PeakchaosSession:
     results: list[Any] = field(default_factory=list)  # (test name, ExperimentResult)
     report_files: dict[str, Path] | None = None
     starting: Stack | None = None
+    harness_error: str | None = None  # set when Toxiproxy died: later tests skip, saying why
     stopped: list[str] = field(default_factory=list)  # run ids torn down (or kept) by close()
 
     def leftovers(self) -> list[str]:

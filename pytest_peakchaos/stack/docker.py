@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import labels, lease, reaper
+from . import health, labels, lease, reaper
 from .base import Stack, StackError
 
 if TYPE_CHECKING:
@@ -172,6 +172,7 @@ class DockerStack(Stack):
             self._create_links_proxies()
             self._start_services()
             self._make_links()
+            health.probe_links(self)  # each link reaches a listener (else: what the service listens on)
         except BaseException:
             self._capture_logs()
             self._teardown()

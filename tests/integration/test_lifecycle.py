@@ -134,11 +134,26 @@ def test_reuse_from_another_project_and_nothing_left_after_the_session(
                 assert list(peakchaos_stack.link().proxy.toxics()) == []
                 assert peakchaos_stack.toxiproxy.proxies()["backend"].enabled
                 assert peakchaos_stack.link().active == []
+
+            def test_toxiproxy_dies_mid_experiment(peakchaos, peakchaos_stack):
+                import threading
+                threading.Timer(1.5, peakchaos_stack.container("toxiproxy").kill).start()
+                peakchaos.run(profile="normal", duration="4s", scale=0.2, settle="1s",
+                              faults=[latency(ms=100, start="0.5s", length="3s")])
+
+            def test_after_the_harness_broke(peakchaos_stack):
+                pass
             """
         )
     )
-    result = pytester.runpytest_subprocess("-p", "peakchaos")
-    result.assert_outcomes(passed=3, failed=1)
+    result = pytester.runpytest_subprocess("-p", "peakchaos", "-rs")
+    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    # a dead Toxiproxy is a harness error naming the container and its exit code, not a verdict
+    result.stdout.fnmatch_lines([
+        "*HarnessError: harness error (no verdict*the Toxiproxy container peakchaos-pc-*-toxiproxy is exited (exit code 137*",
+    ])
+    result.stdout.fnmatch_lines(["SKIPPED*the harness broke earlier in the session*"])
+    assert "graceful" not in "\n".join(l for l in result.outlines if "toxiproxy_dies" in l)
     # [peakchaos] lines reach the terminal even without -v (they were never printed before)
     result.stdout.fnmatch_lines(["*[[]peakchaos[]] stack pc-* up in *s"])
     run_id = pytester.path.joinpath("run_id.txt").read_text().strip()
@@ -203,6 +218,20 @@ def test_sweep_spares_runs_whose_owner_is_alive(tmp_path: Path, docker_engine: A
         assert sweep(docker_engine, among={stack.run_id}).runs == []
         assert len(resources(docker_engine, stack.run_id)["containers"]) == 4  # 3 + the lease
     assert resources(docker_engine, stack.run_id)["containers"] == []
+
+
+def test_a_link_to_a_port_nobody_listens_on_is_refused_at_start(tmp_path: Path, docker_engine: Any) -> None:
+    from pytest_peakchaos.stack.base import StackError
+    from pytest_peakchaos.stack.compose import load_compose
+    from pytest_peakchaos.stack.docker import DockerStack
+
+    compose = tmp_path / "stack.yml"
+    text = tiny_compose().replace("{service: backend, port: 9000,", "{service: backend, port: 9001,")
+    compose.write_text(text.replace("BACKEND: http://backend:9000", "BACKEND: http://backend:9001"))
+    stack = DockerStack(load_compose(compose), startup_timeout_s=90)
+    with pytest.raises(StackError, match=r"nothing answers on backend:9001 through Toxiproxy; backend listens on 9000"):
+        stack.start()
+    assert resources(docker_engine, stack.run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
 def test_a_missing_image_is_a_clear_error_and_leaves_nothing(tmp_path: Path, docker_engine: Any) -> None:
