@@ -79,10 +79,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if session.spec is not None:  # a stack to protect: SIGINT/SIGTERM stop cleanly (see .interrupt)
         from . import interrupt
 
+        fresh = not interrupt.installed()  # an in-process pytester run inside a session: keep the outer's
         if interrupt.install():
-            interrupt.reset()
             config.stash[_FORGET_FORCE] = interrupt.on_force(session.leftovers)
-            config.add_cleanup(interrupt.uninstall)
+            if fresh:
+                interrupt.reset()
+                config.add_cleanup(interrupt.uninstall)
 
 
 _FORGET_FORCE = pytest.StashKey[Callable[[], None]]()
