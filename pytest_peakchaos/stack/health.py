@@ -51,7 +51,7 @@ def listening_ports(container: Any) -> list[int]:
     return sorted(ports)
 
 
-def probe_links(stack: Any, timeout_s: float = 5.0) -> None:
+def probe_links(stack: Any, timeout_s: float = 3.0) -> None:
     """Every link reaches a listener on its port, or a StackError that says what listens instead."""
     for spec in stack.spec.links:
         link = stack.links.get(spec.name)
