@@ -65,14 +65,20 @@ def acquire(stack: DockerStack) -> Any:
             security_opt=["no-new-privileges:true"], privileged=False, mem_limit=32 * 1024 * 1024,
         ),
     )
+    import docker.errors
+
     container = stack.client.containers.get(created["Id"])
     sock = api.attach_socket(created["Id"], params={"stdin": 1, "stream": 1})
-    api.start(created["Id"])
-    time.sleep(0.3)
-    container.reload()
-    if container.status != "running":  # a lease that does not run would mark a live run as dead
+    try:
+        api.start(created["Id"])
+        time.sleep(0.3)
+        container.reload()
+        running = container.status == "running"
+    except docker.errors.APIError:  # e.g. no python3 in the image
+        running = False
+    if not running:  # a lease that does not run would mark a live run as dead
         container.remove(force=True)
-        sock.close()
+        _close(sock)
         stack._log(f"no owner lease ({image} cannot run python3): leftovers are found by host:pid only")
         return None
     stack.containers[KEY] = container
