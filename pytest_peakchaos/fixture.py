@@ -18,22 +18,8 @@ if TYPE_CHECKING:
     from .session import PeakchaosSession
     from .stack.base import Stack
 
-MARKER_KEYS = (
-    "profile",
-    "duration",
-    "faults",
-    "seed",
-    "scale",
-    "checks",
-    "max_requests",
-    "concurrency_cap",
-    "request_timeout",
-    "settle",
-    "legacy_actions",
-    "workers",
-    "link",
-    "ledger",
-)
+from .validate import RUN_KEYS as MARKER_KEYS
+from .validate import check_marker, check_run_args
 
 
 class Progress:
@@ -68,7 +54,7 @@ class Chaos:
 
     def __init__(
         self,
-        stack: Stack,
+        stack: Stack | Callable[[], Stack],
         session: PeakchaosSession,
         *,
         test: str,
@@ -76,13 +62,23 @@ class Chaos:
         record: Callable[[str, object], None] | None = None,
         finished: Callable[[ExperimentResult], None] | None = None,
     ) -> None:
-        self.stack = stack
+        # A callable starts the session's stack on first use: run()'s arguments are checked first,
+        # so a bad one fails before any container starts.
+        self._stack: Stack | None = None if callable(stack) else stack
+        self._get_stack: Callable[[], Stack] | None = stack if callable(stack) else None
         self._session = session
         self._test = test
         self._progress = progress
         self._record = record
         self._finished = finished
         self.results: list[ExperimentResult] = []
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            assert self._get_stack is not None
+            self._stack = self._get_stack()
+        return self._stack
 
     def on(self, stack: Stack) -> Chaos:
         """The same recorder bound to another stack (e.g. a naive variant started by the test)."""
@@ -93,6 +89,7 @@ class Chaos:
     def run(self, profile: Any = "double11", duration: Any = "60s", faults: Any = (), **kwargs: Any) -> ExperimentResult:
         from .experiment import Experiment
 
+        check_run_args({"profile": profile, "duration": duration, "faults": faults, **kwargs})
         settings = self._session.settings
         seed = kwargs.pop("seed", None)
         if seed is None:
@@ -107,12 +104,29 @@ class Chaos:
 
             ledger = ledger_reader(self.stack, ledger)
         name = self._test if not self.results else f"{self._test}#{len(self.results) + 1}"
+        from .stack.health import HarnessError, harness_problem
+
+        if self._session.harness_error is not None:
+            raise HarnessError(f"not run: the harness broke earlier in the session: {self._session.harness_error}")
         experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress, ledger=ledger)
+        from .xdist import locked
+
         try:
-            result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
+            with locked(self._session, experiment.link.name if experiment.link is not None else "-"):
+                result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
+        except Exception as exc:
+            problem = harness_problem(self.stack)
+            if problem is not None:  # the rig broke, not the shop
+                self._session.harness_error = problem
+                raise HarnessError(f"harness error (no verdict): {problem}") from exc
+            raise
         finally:
             if self._progress is not None:
                 self._progress.done()
+        problem = harness_problem(self.stack)
+        if problem is not None:
+            self._session.harness_error = problem
+            raise HarnessError(f"harness error (no verdict on the shop): {problem}")
         self.results.append(result)
         self._session.results.append((name, result))
         if self._record is not None:
@@ -145,8 +159,11 @@ class Chaos:
         mine = [n for n, _ in self._session.headroom if n == self._test or n.startswith(self._test + "#")]
         name = self._test if not mine else f"{self._test}#{len(mine) + 1}"
         experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress)
+        from .xdist import locked
+
         try:
-            room = find_headroom(experiment, profile, faults, seed=seed, **kwargs)
+            with locked(self._session, experiment.link.name if experiment.link is not None else "-"):
+                room = find_headroom(experiment, profile, faults, seed=seed, **kwargs)
         finally:
             if self._progress is not None:
                 self._progress.done()
@@ -160,18 +177,8 @@ class Chaos:
 
 
 def marker_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``@pytest.mark.peakchaos(...)`` arguments: keywords only, from :data:`MARKER_KEYS`."""
-    if args:
-        raise ValueError(
-            f"@pytest.mark.peakchaos takes keyword arguments only (got positional {args!r}); "
-            f"valid keywords: {', '.join(MARKER_KEYS)}"
-        )
-    unknown = sorted(set(kwargs) - set(MARKER_KEYS))
-    if unknown:
-        raise ValueError(
-            f"@pytest.mark.peakchaos: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(MARKER_KEYS)}"
-        )
-    return dict(kwargs)
+    """Validate ``@pytest.mark.peakchaos(...)`` arguments (see :func:`pytest_peakchaos.validate.check_marker`)."""
+    return check_marker(args, kwargs)
 
 
 def stream_is_tty() -> bool:

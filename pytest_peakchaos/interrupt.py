@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["install", "uninstall", "hold", "release", "requested", "signal_name", "on_force", "INTERRUPTED_EXIT"]
+__all__ = ["install", "installed", "uninstall", "hold", "release", "requested", "signal_name", "on_force", "INTERRUPTED_EXIT"]
 
 #: pytest's ExitCode.INTERRUPTED
 INTERRUPTED_EXIT = 2
@@ -60,6 +60,11 @@ def signal_name(signum: int | None = None) -> str:
         return signal.Signals(num).name
     except ValueError:
         return f"signal {num}"
+
+
+def installed() -> bool:
+    """Whether :func:`install` put the handlers in place (and :func:`uninstall` did not yet remove them)."""
+    return bool(_state["previous"])
 
 
 def requested() -> bool:

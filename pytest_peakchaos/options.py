@@ -62,7 +62,9 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         if opt.kind == "bool":
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help + f" (ini: {opt.ini})")
-            parser.addini(opt.ini, opt.help, type="bool", default=opt.default)
+            # read as text and parsed here, so that a bad value names the option (not pytest's bare
+            # "invalid truth value")
+            parser.addini(opt.ini, opt.help, type="string", default="")
         else:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar=opt.metavar, help=opt.help + f" (ini: {opt.ini})")
             parser.addini(opt.ini, opt.help, type="string", default="" if opt.default is None else str(opt.default))
@@ -72,22 +74,41 @@ def _bad(opt: Option, value: object, valid: str) -> pytest.UsageError:
     return pytest.UsageError(f"{opt.flag} / ini {opt.ini}: invalid value {value!r}; {valid}")
 
 
+TRUE = ("true", "yes", "on", "1")
+FALSE = ("false", "no", "off", "0")
+
+
 def _convert(opt: Option, raw: object, base: Path) -> Any:
     if opt.kind == "bool":
-        return bool(raw)
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word == "":
+            return bool(opt.default)
+        if word in TRUE or word in FALSE:
+            return word in TRUE
+        raise _bad(opt, str(raw).strip(), f"expected one of {', '.join(TRUE + FALSE)}")
     text = str(raw).strip()
     if text == "":
         return opt.default
     if opt.kind == "path":
         path = Path(os.path.expandvars(os.path.expanduser(text)))
-        return path if path.is_absolute() else (base / path)
+        path = path if path.is_absolute() else (base / path)
+        if opt.name == "report":
+            _check_report_dir(opt, path)
+        return path
     if opt.kind == "str":
+        if any(ch.isspace() for ch in text):
+            raise _bad(opt, text, "expected an image reference without spaces, e.g. ghcr.io/shopify/toxiproxy:2.12.0")
         return text
     if opt.kind == "int":
         try:
-            return int(text)
+            whole = int(text)
         except ValueError:
-            raise _bad(opt, text, "expected a whole number, e.g. 42") from None
+            raise _bad(opt, text, "expected a whole number >= 0, e.g. 42") from None
+        if whole < 0:
+            raise _bad(opt, text, "expected a whole number >= 0, e.g. 42")
+        return whole
     if opt.kind == "float":
         try:
             value = float(text)
@@ -98,10 +119,25 @@ def _convert(opt: Option, raw: object, base: Path) -> Any:
         return value
     if opt.kind == "duration":
         try:
-            return parse_duration(text, what=opt.flag)
+            seconds = parse_duration(text, what=opt.flag)
         except ValueError as exc:
             raise pytest.UsageError(f"{opt.flag} / ini {opt.ini}: {exc}") from None
+        if not seconds > 0 or seconds == float("inf"):
+            raise _bad(opt, text, "expected a duration greater than 0, e.g. 180s or 3m")
+        return seconds
     raise AssertionError(opt.kind)
+
+
+def _check_report_dir(opt: Option, path: Path) -> None:
+    """The report folder is created at the end: refuse now what cannot become a folder."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is a file" if part == path else f"has a file in its path ({part})"
+                raise _bad(opt, str(path), f"{what}; expected a folder (created if missing) for peakchaos.json and .html")
+            if not os.access(part, os.W_OK):
+                raise _bad(opt, str(path), f"{part} is not writable; expected a writable folder")
+            return
 
 
 def resolve(config: pytest.Config, name: str) -> Any:

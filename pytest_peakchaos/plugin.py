@@ -99,10 +99,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if session.spec is not None:  # a stack to protect: SIGINT/SIGTERM stop cleanly (see .interrupt)
         from . import interrupt
 
+        fresh = not interrupt.installed()  # an in-process pytester run inside a session: keep the outer's
         if interrupt.install():
-            interrupt.reset()
             config.stash[_FORGET_FORCE] = interrupt.on_force(session.leftovers)
-            config.add_cleanup(interrupt.uninstall)
+            if fresh:
+                interrupt.reset()
+                config.add_cleanup(interrupt.uninstall)
 
 
 _FORGET_FORCE = pytest.StashKey[Callable[[], None]]()
@@ -160,10 +162,10 @@ def legacy_link(request: pytest.FixtureRequest, peakchaos_stack: Stack) -> Gener
     """The stack's legacy link (Toxiproxy + capacity handle); every fault is reset after the test.
 
     Under pytest-xdist's shared mode the test holds the link's cross-process lock throughout."""
-    from .xdist import link_lock
+    from .xdist import locked
 
     link = peakchaos_stack.link()
-    with link_lock(request.config, link.name):
+    with locked(_session(request.config), link.name):
         link.reset()
         try:
             yield link
@@ -175,15 +177,21 @@ def legacy_link(request: pytest.FixtureRequest, peakchaos_stack: Stack) -> Gener
 def _peakchaos_reset_links(request: pytest.FixtureRequest) -> Generator[None, None, None]:
     """After every test, every link of the session's stack is reset, whoever applied the fault
     (``stack.link().activate()``, the Toxiproxy client, a failed experiment): no fault leaks on."""
-    yield
     session = request.config.stash.get(SESSION_KEY, None)
+    uses_stack = {"peakchaos_stack", "peakchaos", "legacy_link", "toxiproxy"} & set(request.fixturenames)
+    if session is not None and session.harness_error is not None and uses_stack:
+        pytest.skip(f"peakchaos: the harness broke earlier in the session, no verdict possible: {session.harness_error}")
+    yield
     stack = session.stack if session is not None else None
-    if stack is None:
+    if stack is None or (session is not None and session.harness_error is not None):
         return
+    from .xdist import locked
+
     problems = []
     for link in list(stack.links.values()):
         try:
-            link.reset()
+            with locked(session, link.name):  # shared xdist stack: never while another worker faults it
+                link.reset()
         except Exception as exc:  # noqa: BLE001 - reported as the test's teardown error below
             problems.append(f"{link.name}: {exc}")
     if problems:
@@ -213,13 +221,21 @@ def _progress(config: pytest.Config) -> Any:
 
 
 @pytest.fixture
-def peakchaos(request: pytest.FixtureRequest, peakchaos_stack: Stack, legacy_link: Link) -> Chaos:
-    """Runs chaos experiments on the session's stack: ``peakchaos.run(profile=..., duration=..., faults=[...])``."""
+def peakchaos(request: pytest.FixtureRequest) -> Chaos:
+    """Runs chaos experiments on the session's stack: ``peakchaos.run(profile=..., duration=..., faults=[...])``.
+
+    The stack starts on the first ``run()`` (or ``.stack``), after its arguments were checked.
+    """
     from .fixture import Chaos
 
     node = request.node
+
+    def stack() -> Stack:
+        started: Stack = request.getfixturevalue("peakchaos_stack")
+        return started
+
     return Chaos(
-        peakchaos_stack,
+        stack,
         _session(request.config),
         test=node.nodeid,
         progress=_progress(request.config),
@@ -265,7 +281,21 @@ def peakchaos_headroom(request: pytest.FixtureRequest, peakchaos: Chaos) -> Head
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test marked ``peakchaos`` gets its experiment run even if it asks for no fixture."""
+    """Marker arguments (profiles loaded) are checked now: a bad one stops the run before anything
+    starts, naming the test. A test marked ``peakchaos`` gets its experiment run even if it asks
+    for no fixture."""
+    from .validate import check_marker
+
+    problems = []
+    for item in items:
+        marker = item.get_closest_marker("peakchaos")
+        if marker is not None:
+            try:
+                check_marker(marker.args, marker.kwargs)
+            except ValueError as exc:
+                problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        raise pytest.UsageError("bad @pytest.mark.peakchaos arguments (nothing was started):\n" + "\n".join(problems))
     for item in items:
         if item.get_closest_marker("peakchaos") is not None and isinstance(item, pytest.Function):
             if "peakchaos_result" not in item.fixturenames:

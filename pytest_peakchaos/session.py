@@ -51,6 +51,7 @@ class PeakchaosSession:
     headroom: list[Any] = field(default_factory=list)  # (test name, HeadroomResult)
     report_files: dict[str, Path] | None = None
     starting: Stack | None = None
+    harness_error: str | None = None  # set when Toxiproxy died: later tests skip, saying why
     stopped: list[str] = field(default_factory=list)  # run ids torn down (or kept) by close()
 
     def leftovers(self) -> list[str]:
@@ -69,6 +70,8 @@ class PeakchaosSession:
     remote_results: list[dict[str, Any]] = field(default_factory=list)
     #: this worker uses the xdist controller's stack (shared mode): it never starts or removes one
     shared: bool = False
+    #: where the cross-process link locks live (xdist shared mode, on a worker); None elsewhere
+    lock_dir: Path | None = None
 
     def load_spec(self) -> None:
         """Parse and validate the compose file now (bad input must fail before anything starts)."""

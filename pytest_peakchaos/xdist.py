@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .session import PeakchaosSession
     from .stack.base import Stack
 
-__all__ = ["MODES", "ControllerPlugin", "export_stack", "is_worker", "link_lock", "shared_spec"]
+__all__ = ["MODES", "ControllerPlugin", "export_stack", "is_worker", "locked", "shared_spec"]
 
 MODES = ("per-worker", "shared")
 SHARED_KEY = "peakchaos_shared"
@@ -96,16 +96,24 @@ def _lock_dir(config: pytest.Config) -> Path | None:
     return path
 
 
+_LOCKS: dict[str, Any] = {}  # one FileLock per path and process: re-entrant (flock is per open file)
+
+
 @contextmanager
-def link_lock(config: pytest.Config, link: str) -> Iterator[None]:
-    """Hold the cross-process lock of ``link`` (shared mode on a worker); a no-op elsewhere."""
-    directory = _lock_dir(config)
+def locked(session: PeakchaosSession | None, link: str) -> Iterator[None]:
+    """Hold the cross-process lock of ``link`` (shared mode on a worker); a no-op elsewhere.
+    Re-entrant within the process (a fixture and the experiment it runs may both take it)."""
+    directory = getattr(session, "lock_dir", None)
     if directory is None:
         yield
         return
     from filelock import FileLock
 
-    with FileLock(str(directory / f"link-{link}.lock"), timeout=LOCK_TIMEOUT_S):
+    path = str(Path(directory) / f"link-{link}.lock")
+    lock = _LOCKS.get(path)
+    if lock is None:
+        lock = _LOCKS[path] = FileLock(path, timeout=LOCK_TIMEOUT_S)
+    with lock:
         yield
 
 
@@ -153,3 +161,4 @@ def configure_worker(config: pytest.Config, session: PeakchaosSession) -> None:
         return
     session.spec = shared_spec(data["ok"])
     session.shared = True
+    session.lock_dir = _lock_dir(config)

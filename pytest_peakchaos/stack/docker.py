@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import labels, reaper
+from . import health, labels, lease, reaper
 from .base import Stack, StackError
 
 if TYPE_CHECKING:
@@ -185,10 +185,12 @@ class DockerStack(Stack):
             self._create_network()
             self._create_volumes()
             self._prepare_images()
+            self._lease = lease.acquire(self)  # the owner model (see .lease): lives as long as we do
             self._start_toxiproxy()
             self._create_links_proxies()
             self._start_services()
             self._make_links()
+            health.probe_links(self)  # each link reaches a listener (else: what the service listens on)
         except BaseException:
             self._capture_logs()
             self._teardown()

@@ -124,11 +124,38 @@ def test_reuse_from_another_project_and_nothing_left_after_the_session(
             def test_link_reset_between_tests(peakchaos_stack, legacy_link, toxiproxy):
                 assert legacy_link.proxy.toxics() == {} or legacy_link.proxy.toxics() == []
                 assert "backend" in toxiproxy.proxies()
+
+            def test_faults_left_on_by_a_failing_test(peakchaos_stack):
+                peakchaos_stack.link().activate(latency(ms=700))
+                peakchaos_stack.link().activate(down())
+                assert False, "fails with two faults on the link"
+
+            def test_no_fault_survives_into_the_next_test(peakchaos_stack):
+                assert list(peakchaos_stack.link().proxy.toxics()) == []
+                assert peakchaos_stack.toxiproxy.proxies()["backend"].enabled
+                assert peakchaos_stack.link().active == []
+
+            def test_toxiproxy_dies_mid_experiment(peakchaos, peakchaos_stack):
+                import threading
+                threading.Timer(1.5, peakchaos_stack.container("toxiproxy").kill).start()
+                peakchaos.run(profile="normal", duration="4s", scale=0.2, settle="1s",
+                              faults=[latency(ms=100, start="0.5s", length="3s")])
+
+            def test_after_the_harness_broke(peakchaos_stack):
+                pass
             """
         )
     )
-    result = pytester.runpytest_subprocess("-p", "peakchaos", "-v")
-    result.assert_outcomes(passed=2)
+    result = pytester.runpytest_subprocess("-p", "peakchaos", "-rs")
+    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    # a dead Toxiproxy is a harness error naming the container and its exit code, not a verdict
+    result.stdout.fnmatch_lines([
+        "*HarnessError: harness error (no verdict*the Toxiproxy container peakchaos-pc-*-toxiproxy is exited (exit code 137*",
+    ])
+    result.stdout.fnmatch_lines(["SKIPPED*the harness broke earlier in the session*"])
+    assert "graceful" not in "\n".join(l for l in result.outlines if "toxiproxy_dies" in l)
+    # [peakchaos] lines reach the terminal even without -v (they were never printed before)
+    result.stdout.fnmatch_lines(["*[[]peakchaos[]] stack pc-* up in *s"])
     run_id = pytester.path.joinpath("run_id.txt").read_text().strip()
     assert run_id.startswith("pc-")
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
@@ -141,8 +168,12 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
     script = textwrap.dedent(
         f"""
         import sys, time
+        from pytest_peakchaos.stack import labels
         from pytest_peakchaos.stack.docker import start_docker_stack
-        stack = start_docker_stack({str(compose)!r}, startup_timeout_s=90)
+        # an owner this host cannot check (a CI job in another container on the same engine):
+        # only the lease can tell that it died
+        labels.current_owner = lambda: labels.Owner("another-host", 1, "1")
+        stack = start_docker_stack({str(compose)!r}, startup_timeout_s=90, sweep=False)
         print(stack.run_id, flush=True)
         time.sleep(600)
         """
@@ -153,7 +184,8 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
         run_id = proc.stdout.readline().strip()
         assert run_id.startswith("pc-"), run_id
         before = resources(docker_engine, run_id)
-        assert len(before["containers"]) == 3 and before["networks"] and before["volumes"], before
+        assert len(before["containers"]) == 4 and before["networks"] and before["volumes"], before
+        assert sweep(docker_engine, among={run_id}).runs == [], "a live owner's run is never swept"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -163,9 +195,16 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
         if proc.stdout is not None:
             proc.stdout.close()
     assert resources(docker_engine, run_id) == before, "SIGKILL leaves the resources behind"
-    report = sweep(docker_engine)
+    from pytest_peakchaos.stack.lease import lease_states
+
+    for _ in range(100):  # the engine sees the owner's connection close within a moment
+        if lease_states(docker_engine).get(run_id) is False:
+            break
+        time.sleep(0.1)
+    report = sweep(docker_engine, among={run_id})  # only our own run: others' are theirs to sweep
     print("\n" + report.summary())
-    assert run_id in report.runs
+    assert report.runs == [run_id]
+    assert "lease ended" in report.summary() and " old)" in report.summary()
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
@@ -176,9 +215,23 @@ def test_sweep_spares_runs_whose_owner_is_alive(tmp_path: Path, docker_engine: A
     compose = tmp_path / "stack.yml"
     compose.write_text(tiny_compose())
     with DockerStack(load_compose(compose), startup_timeout_s=90) as stack:
-        sweep(docker_engine)
-        assert len(resources(docker_engine, stack.run_id)["containers"]) == 3
+        assert sweep(docker_engine, among={stack.run_id}).runs == []
+        assert len(resources(docker_engine, stack.run_id)["containers"]) == 4  # 3 + the lease
     assert resources(docker_engine, stack.run_id)["containers"] == []
+
+
+def test_a_link_to_a_port_nobody_listens_on_is_refused_at_start(tmp_path: Path, docker_engine: Any) -> None:
+    from pytest_peakchaos.stack.base import StackError
+    from pytest_peakchaos.stack.compose import load_compose
+    from pytest_peakchaos.stack.docker import DockerStack
+
+    compose = tmp_path / "stack.yml"
+    text = tiny_compose().replace("{service: backend, port: 9000,", "{service: backend, port: 9001,")
+    compose.write_text(text.replace("BACKEND: http://backend:9000", "BACKEND: http://backend:9001"))
+    stack = DockerStack(load_compose(compose), startup_timeout_s=90)
+    with pytest.raises(StackError, match=r"nothing answers on backend:9001 through Toxiproxy; backend listens on 9000"):
+        stack.start()
+    assert resources(docker_engine, stack.run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
 def test_a_missing_image_is_a_clear_error_and_leaves_nothing(tmp_path: Path, docker_engine: Any) -> None:
