@@ -112,7 +112,7 @@ class Chaos:
         from .xdist import locked
 
         try:
-            with locked(self._session, experiment.link.name if experiment.link is not None else "-"):
+            with locked(self._session, experiment.spec_link.name if experiment.spec_link is not None else "-"):
                 result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
         except Exception as exc:
             problem = harness_problem(self.stack)
@@ -162,7 +162,7 @@ class Chaos:
         from .xdist import locked
 
         try:
-            with locked(self._session, experiment.link.name if experiment.link is not None else "-"):
+            with locked(self._session, experiment.spec_link.name if experiment.spec_link is not None else "-"):
                 room = find_headroom(experiment, profile, faults, seed=seed, **kwargs)
         finally:
             if self._progress is not None:

@@ -173,7 +173,10 @@ class FakeStack:
 
     @property
     def toxiproxy(self) -> Any:
-        raise RuntimeError("no Toxiproxy in this test")
+        """A Toxiproxy that answers (the harness check) but has no API URL (no byte metrics)."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(proxies=lambda timeout=None: {"legacy": self.proxy})
 
     def ledger(self) -> list[dict[str, Any]]:
         with self.state.lock:
@@ -493,14 +496,13 @@ def test_a_fault_that_fails_to_apply_leaves_its_window_not_measured(shop: FakeSt
 
 
 def test_junit_properties_name_not_measured_checks_and_the_hook_gets_the_result(shop: FakeStack) -> None:
-    from types import SimpleNamespace
-
     from pytest_peakchaos.fixture import Chaos
+    from pytest_peakchaos.session import PeakchaosSession, Settings
 
-    session = SimpleNamespace(settings=SimpleNamespace(seed=4, scale=1.0), results=[])
+    session = PeakchaosSession(settings=Settings(seed=4, scale=1.0))
     props: list[tuple[str, object]] = []
     finished: list[ExperimentResult] = []
-    chaos = Chaos(shop, session, test="tests/t.py::test_x", record=lambda k, v: props.append((k, v)),  # type: ignore[arg-type]
+    chaos = Chaos(shop, session, test="tests/t.py::test_x", record=lambda k, v: props.append((k, v)),
                   finished=finished.append)
     # the fault lasts to the end of the load: recovery cannot be measured
     result = chaos.run("normal", 3, [latency(ms=20, start=1, length=2)], scale=0.3, checks=SMALL, settle="1s")
