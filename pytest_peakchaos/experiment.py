@@ -723,6 +723,8 @@ class Experiment:
             ledger_note=ledger_note,
             amplification=amp,
             amplification_note=amp_note,
+            action_classes=prof.action_classes(),
+            action_thresholds=prof.action_thresholds(),
         )
         results = evaluate(ev, policy)
         if fault_errors:
