@@ -91,6 +91,11 @@ http {{
   keepalive_timeout 300s;
   server {{
     listen 127.0.0.1:{port} backlog=4096;
+    location /c/ {{
+      default_type application/json;
+      add_header Set-Cookie "sessionid=0123456789abcdef; Path=/; HttpOnly; Max-Age=3600" always;
+      return 200 '{{"ok":true,"order_id":1,"status":"confirmed"}}';
+    }}
     location / {{
       default_type application/json;
       return 200 '{{"ok":true,"order_id":1,"status":"confirmed"}}';
@@ -164,6 +169,27 @@ def _profile(kind: str, connections: int) -> Any:
     if kind == "double11-think":
         # the full model with (compressed) think times and 4x the sessions: timers on the hot path.
         return load_profile("double11").with_(think_scale=0.0002, shape=Constant(1.0, 5000.0))
+    if kind.startswith("d11-"):
+        # the short-think double11 benchmark with one session-state feature in use (the cost of each)
+        from pytest_peakchaos.profiles import SessionConfig
+
+        base = _profile("double11-think", connections)
+        b = dict(base.bindings)
+        if kind == "d11-nocookies":  # the jar off: what the (default-on) jar costs when no cookie comes
+            return base.with_(session=SessionConfig(cookies=False))
+        if kind == "d11-cookies":  # every response sets a session cookie, every request sends it (url /c)
+            return base
+        if kind == "d11-captures":  # a regex capture on every product page, a JSON capture on every add
+            b["view_product"] = RequestBinding.from_dict({**b["view_product"].to_dict(), "capture": {"oid": {"regex": '"order_id":(\\d+)'}}}, "bench")
+            b["add_to_cart"] = RequestBinding.from_dict({**b["add_to_cart"].to_dict(), "capture": {"st": "status"}}, "bench")
+            return base.with_(bindings=b)
+        if kind == "d11-templates":  # form bodies, the cart's contents at checkout, browser headers
+            add = b["add_to_cart"].to_dict()
+            del add["json"]
+            b["add_to_cart"] = RequestBinding.from_dict({**add, "form": {"sku": "{sku}", "qty": "{qty}"}}, "bench")
+            b["checkout"] = RequestBinding.from_dict({**b["checkout"].to_dict(), "json": {"items": "{cart_items}"}}, "bench")
+            headers = (("Accept-Encoding", "gzip, deflate"), ("Accept-Language", "zh-TW,en;q=0.8"), ("User-Agent", "Mozilla/5.0"))
+            return base.with_(bindings=b, session=SessionConfig(headers=headers))
     if kind == "steady":
         # open-model load for latency measurements: 100 sessions/s of 10 GETs, 20 ms think time.
         return Profile(
@@ -231,9 +257,10 @@ def child(args: argparse.Namespace) -> None:
     if args.kind == "steady":
         cap, conns = 5000, None  # open model: one connection per active shopper
     else:
-        cap = args.connections * (4 if args.kind == "double11-think" else 1)
+        cap = args.connections * (4 if args.kind == "double11-think" or args.kind.startswith("d11-") else 1)
         conns = cap
-    result = run_load(args.url, _profile(args.kind, args.connections), duration=args.duration, seed=1,
+    url = args.url + ("/c" if args.kind == "d11-cookies" else "")
+    result = run_load(url, _profile(args.kind, args.connections), duration=args.duration, seed=1,
                       max_requests=10**9, max_sessions=None, concurrency_cap=cap, request_timeout_s=10,
                       connections=conns)
     total = result.total
@@ -254,9 +281,13 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_peakchaos(url: str, kind: str, duration: float, connections: int,
-                  during: Any = None, rate: float = 0.0, workers: int = 1) -> dict[str, Any]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--url", url,
-            "--duration", str(duration), "--connections", str(connections), "--rate", str(rate), "--workers", str(workers)]
+                  during: Any = None, rate: float = 0.0, workers: int = 1, tree: Path | None = None) -> dict[str, Any]:
+    """One child run (pinned unless ``workers > 1``); ``tree``: run another checkout's code (its benchmarks/load.py)."""
+    script = (tree / "benchmarks" / "load.py") if tree is not None else Path(__file__).resolve()
+    argv = [sys.executable, str(script), "--child", kind, "--url", url,
+            "--duration", str(duration), "--connections", str(connections)]
+    if tree is None:  # another checkout's script may not know the newer flags
+        argv += ["--rate", str(rate), "--workers", str(workers)]
     cmd = argv if workers > 1 else pinned(CLIENT_CPU, argv)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if during is not None:
@@ -394,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-peer-users", type=int, default=15_000,
                     help="--think real: largest concurrency Locust is run at (a connection and file descriptor per user)")
     ap.add_argument("--max-k6-vus", type=int, default=4_000, help="--think real: largest concurrency k6 is run at (memory per VU)")
+    ap.add_argument("--features", action="store_true",
+                    help="also run the short-think double11 model with each session-state feature in use "
+                         "(cookies off, cookies set on every response, captures, templates/forms/headers)")
+    ap.add_argument("--baseline-tree", type=Path,
+                    help="another checkout (e.g. the main branch) whose short-think double11 run is measured "
+                         "in the same rounds, for a regression ratio")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
@@ -420,6 +457,15 @@ def main(argv: list[str] | None = None) -> int:
                 ("peakchaos: double11 full model", lambda: run_peakchaos(nginx.url, "double11", args.duration, args.connections)),
                 ("peakchaos: double11 + think times", lambda: run_peakchaos(nginx.url, "double11-think", args.duration, args.connections)),
             ]
+            if args.baseline_tree is not None:
+                tree = args.baseline_tree.resolve()
+                tools.append((f"baseline {tree.name}: double11 + think times",
+                              lambda: run_peakchaos(nginx.url, "double11-think", args.duration, args.connections, tree=tree)))
+            if args.features:
+                for kind, label in (("d11-nocookies", "cookie jar off"), ("d11-cookies", "a cookie on every response"),
+                                    ("d11-captures", "regex + JSON captures"), ("d11-templates", "form, cart var, headers")):
+                    tools.append((f"peakchaos: d11 think + {label}",
+                                  lambda kind=kind: run_peakchaos(nginx.url, kind, args.duration, args.connections)))
             if "locust" not in args.skip:
                 tools.append(("Locust FastHttpUser (headless)", lambda: run_locust(nginx.url, args.duration, args.connections, workdir)))
             if "wrk" not in args.skip:

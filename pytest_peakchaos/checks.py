@@ -496,13 +496,24 @@ class Evidence:
     #: ``None`` as a whole: the link has no byte counter (``link_note`` says why)
     link_bytes: Mapping[str, float | None] | None = None
     link_note: str = "no byte counter on the link"
+    #: declared action classes (``Profile.action_classes()``): "cached" actions are judged by their
+    #: own bounds (``cached_bounds``), "client" ones send nothing; empty: every non-legacy action is isolated
+    action_classes: Mapping[str, str] = field(default_factory=dict)
+    #: per-action bounds (``Profile.action_thresholds()``): success, p95_ms, p99_ms
+    action_thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
 
     def isolated_actions(self) -> list[str]:
         """Actions of the run that need no legacy, most requested first."""
-        names = [a for a in self.load.actions if a not in self.legacy_actions]
+        names = [a for a in self.load.actions if a not in self.legacy_actions
+                 and self.action_classes.get(a, "isolated") not in ("cached", "client")]
+        return sorted(names, key=lambda a: (-self.load.actions[a].count, a))
+
+    def cached_actions(self) -> list[str]:
+        """Actions declared ``class: cached`` (served from a cache, may degrade within bounds)."""
+        names = [a for a in self.load.actions if self.action_classes.get(a) == "cached" and a not in self.legacy_actions]
         return sorted(names, key=lambda a: (-self.load.actions[a].count, a))
 
     def bound_actions(self) -> list[str]:
@@ -699,7 +710,7 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 f"{a}: success {_pct(av.rate)}{base_succ} [{av.errors} errors, {av.slow} slower than {cutoff:g}s, n={av.count}]"
                 f", p95 {_ms(w.percentile_ms(95))}"
             )
-            if av.rate < policy.isolation_min_success:
+            if av.rate < ev.action_thresholds.get(a, {}).get("success", policy.isolation_min_success):
                 succ_fail.append((a, av.rate, base_succ))
             if relative:
                 ref = bw if bw is not None and bw.count >= policy.min_requests else base_group
@@ -739,6 +750,37 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
             if relative and base_group is not None and base_group.count:
                 measured += f" (baseline {_ms(base_group.percentile_ms(95))})"
             out.append(CheckResult(name, phase.name, True, expected, measured, detail))
+    return out + cached_bounds(ev, policy)
+
+
+#: bounds of a ``class: cached`` action that states none: it may degrade, but must keep answering
+CACHED_DEFAULT_SUCCESS = 0.95
+
+
+def cached_bounds(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """Cached actions (declared ``class: cached``) may degrade, within their stated ``thresholds``
+    (success, default 95 %; p95_ms / p99_ms when given), in every phase. Rows are named
+    ``isolation`` (they are part of it), phase ``<phase> (cached)``."""
+    out: list[CheckResult] = []
+    cutoff = ev.patience_cutoff_s(policy)
+    for a in ev.cached_actions():
+        th = ev.action_thresholds.get(a, {})
+        succ = th.get("success", CACHED_DEFAULT_SUCCESS)
+        expected = f"{a}: success >= {_pct(succ)} within {cutoff:g}s" + "".join(
+            f", {k[:3]} <= {_ms(th[k])}" for k in ("p95_ms", "p99_ms") if k in th)
+        for phase in ev.phases:
+            w = ev.window(phase, [a])
+            if w.count < policy.min_requests:
+                out.append(CheckResult.skip("isolation", f"{phase.name} (cached)", expected, f"fewer than {policy.min_requests} requests"))
+                continue
+            av = Availability.of(w, cutoff)
+            bad = [f"success {_pct(av.rate)}"] if av.rate < succ else []
+            for k, q in (("p95_ms", 95), ("p99_ms", 99)):
+                if k in th and w.percentile_ms(q) > th[k]:
+                    bad.append(f"p{q} {_ms(w.percentile_ms(q))}")
+            measured = f"{a}: success {_pct(av.rate)}, p95 {_ms(w.percentile_ms(95))} (n={av.count})"
+            out.append(CheckResult("isolation", f"{phase.name} (cached)", not bad, expected,
+                                   f"{a}: " + "; ".join(bad) if bad else measured, measured))
     return out
 
 

@@ -712,6 +712,8 @@ class Experiment:
             phase_problems=real.problems if real is not None else {},
             link_bytes=link_bytes,
             link_note=sources.link_note,
+            action_classes=prof.action_classes(),
+            action_thresholds=prof.action_thresholds(),
         )
         results = evaluate(ev, policy)
         if fault_errors:

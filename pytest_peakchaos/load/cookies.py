@@ -38,10 +38,12 @@ def _default_path(request_path: str) -> str:
 class CookieJar:
     """Cookies of one session: ``{(name, path): (value, expires_at or None, secure)}``."""
 
-    __slots__ = ("cookies",)
+    __slots__ = ("cookies", "_seen")
 
     def __init__(self) -> None:
         self.cookies: dict[tuple[str, str], tuple[str, float | None, bool]] = {}
+        # a server that sends the same Set-Cookie on every response: parsed once per session
+        self._seen: dict[tuple[str, str], tuple[tuple[str, str], str, float | None, float | None, bool]] = {}
 
     def __len__(self) -> int:
         return len(self.cookies)
@@ -49,6 +51,16 @@ class CookieJar:
     def set(self, header_value: str, request_path: str, now: float | None = None) -> None:
         """Apply one ``Set-Cookie`` value received for ``request_path``; ``BadCookie`` if malformed."""
         now = time.time() if now is None else now
+        memo = self._seen.get((header_value, request_path))
+        if memo is not None:
+            m_key, m_value, m_age, m_exp, m_secure = memo
+            if m_age is not None:
+                m_exp = now + m_age
+            if m_exp is not None and m_exp <= now:
+                self.cookies.pop(m_key, None)
+            else:
+                self.cookies[m_key] = (m_value, m_exp, m_secure)
+            return
         pairs = header_value.split(";")
         first = pairs[0]
         if "=" not in first:
@@ -80,9 +92,11 @@ class CookieJar:
                     raise BadCookie(f"Expires is not a date in {header_value[:120]!r}") from None
             elif k == "secure":
                 secure = True
+        key = (name, path)
+        if len(self._seen) < 64:
+            self._seen[(header_value, request_path)] = (key, value, max_age, expires, secure)
         if max_age is not None:
             expires = now + max_age
-        key = (name, path)
         if expires is not None and expires <= now:
             self.cookies.pop(key, None)
             return

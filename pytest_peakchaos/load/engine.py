@@ -185,7 +185,7 @@ class _Bound:
 
     __slots__ = ("action", "sends", "method", "path", "head_tail", "json_fn", "form", "body", "dyn_headers", "idem",
                  "keyed", "ack", "order_id", "captures", "cap_lo", "cap_hi", "parse", "no_body", "want_head", "effects",
-                 "cookies", "capture_refs", "ctype")
+                 "cookies", "capture_refs", "ctype", "path_one")
 
     def __init__(self, action: str, b: RequestBinding, prefix: str, host_header: str, session: Any = None,
                  captured: frozenset[str] = frozenset()) -> None:
@@ -195,6 +195,11 @@ class _Bound:
         self.sends = b.sends
         self.method = b.method
         self.path = Template(prefix.replace("{", "{{").replace("}", "}}") + b.path)
+        # the common path with one plain placeholder ("/products/{sku}"): (before, name, after)
+        self.path_one: tuple[str, str, str] | None = None
+        if self.path.fmt is not None and len(self.path.names) == 1:
+            before, after = self.path.fmt.split("%s")
+            self.path_one = (before.replace("%%", "%"), self.path.names[0], after.replace("%%", "%"))
         defaults: dict[str, tuple[str, str]] = {"user-agent": ("User-Agent", "peakchaos"), "accept": ("Accept", "*/*")}
         for k, v in (getattr(session, "headers", ()) or ()):
             defaults[k.lower()] = (k, v)
@@ -232,7 +237,12 @@ class _Bound:
         self.capture_refs = tuple(sorted(used & captured))
 
     def render(self, values: dict[str, Any], key: str | None, jar: CookieJar | None = None, https: bool = False) -> bytes:
-        path = self.path.render(values, _q_path)
+        one = self.path_one
+        if one is not None:
+            v = values.get(one[1], "")
+            path = one[0] + (str(v) if type(v) is int else _q_path(v)) + one[2]
+        else:
+            path = self.path.render(values, _q_path)
         cookie = jar.header(path, https) if jar is not None and jar.cookies else None
         parts = [self.method, " ", path, self.head_tail]
         for k, v in self.dyn_headers:

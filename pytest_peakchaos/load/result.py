@@ -792,4 +792,7 @@ class LoadResult:
                 f"{a:<17}{s.count:>9}{100 * s.success_rate:>7.1f}%{s.error_count:>7}"
                 f"{s.p50_ms:>9.1f}{s.p95_ms:>9.1f}{s.p99_ms:>9.1f}{s.max_ms:>9.1f}"
             )
+        for kind, per in sorted(self.warnings.items()):
+            for what, w in sorted(per.items()):
+                lines.append(f"warning {kind} {what}: {w['count']}x, e.g. {str(w.get('example', ''))[:200]}")
         return "\n".join(lines)

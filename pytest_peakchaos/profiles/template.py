@@ -92,19 +92,26 @@ def lookup(values: dict[str, Any], name: str, field: str | None) -> Any:
 class Template:
     """A parsed string template rendered with ``encode(value) -> str`` for each variable."""
 
-    __slots__ = ("text", "parts", "static", "single", "literal")
+    __slots__ = ("text", "parts", "static", "single", "literal", "fmt", "names")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.parts = parse(text)
         self.static = all(isinstance(p, str) for p in self.parts)
         self.literal = "".join(p for p in self.parts if isinstance(p, str)) if self.static else ""
+        # the fast form when no placeholder has a field: a %-format over the values in order
+        plain = all(isinstance(p, str) or p[1] is None for p in self.parts)
+        self.fmt = "".join(p.replace("%", "%%") if isinstance(p, str) else "%s" for p in self.parts) if plain else None
+        self.names = tuple(p[0] for p in self.parts if isinstance(p, tuple))
         # exactly one placeholder and nothing else: JSON bodies keep the typed value
         self.single = self.parts[0] if len(self.parts) == 1 and isinstance(self.parts[0], tuple) else None
 
     def render(self, values: dict[str, Any], encode: Callable[[Any], str]) -> str:
         if self.static:
             return self.literal
+        if self.fmt is not None:
+            get = values.get
+            return self.fmt % tuple([encode(get(n, "")) for n in self.names])
         out = []
         for p in self.parts:
             if isinstance(p, str):

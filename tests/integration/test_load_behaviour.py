@@ -226,6 +226,7 @@ bindings:
     assert w["unset_variable"]["page.token"]["count"] == 10
     assert w["bad_cookie"]["bad"]["count"] == 20  # two malformed lines per response
     assert "bad cookie name" in res.to_dict()["warnings"]["bad_cookie"]["bad"]["example"]
+    assert "warning capture_miss page.token: 10x, e.g. status 200" in res.summary()
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,9 @@ def test_cookie_jar_path_expiry_and_secure() -> None:
     assert jar.header("/carts/7/items/3?x=1", now=now) == "cart=9; sid=abc; short=x"
     assert jar.header("/", https=True, now=now) == "sid=abc; short=x; q=quoted"
     assert jar.header("/", now=now + 11) == "sid=abc"  # Max-Age passed
+    jar.set("short=x; Max-Age=10", "/", now + 20)  # the same line again (parsed once): a fresh expiry
+    assert jar.header("/", now=now + 29) == "sid=abc; short=x"
+    assert jar.header("/", now=now + 31) == "sid=abc"
     jar.set("sid=gone; Path=/; Max-Age=0", "/", now)
     assert jar.header("/", now=now + 11) is None
     for bad in ("novalue", "=x", "a b=1", "x=1; Max-Age=soon", "x=1; Expires=someday"):

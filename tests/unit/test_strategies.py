@@ -315,3 +315,41 @@ def test_long_sessions_are_generated_too() -> None:
 def test_session_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="max_actions"):
         shopper_sessions("double11", max_actions=0)
+
+
+def test_shopper_sessions_walk_a_profile_with_its_own_states() -> None:
+    from hypothesis import given, settings
+
+    from pytest_peakchaos.profiles import profile_from_yaml_text
+    from pytest_peakchaos.strategies import shopper_sessions
+
+    prof = profile_from_yaml_text(
+        "name: own\narrival: {shape: constant, rate: 1, duration: 1s}\n"
+        "behaviour:\n  transitions:\n    entry: {item: 1.0}\n    item: {put: 0.5, item: 0.3, exit: 0.2}\n"
+        "    put: {item: 0.3, take: 0.3, pay: 0.4}\n    take: {item: 0.5, exit: 0.5}\n    pay: {exit: 1.0}\n"
+        "bindings:\n  item: {method: GET, path: '/i/{sku}', draw: [sku]}\n"
+        "  put: {method: POST, path: /c, cart: add}\n  take: {method: DELETE, path: '/c/{sku}', cart: remove}\n"
+        "  pay: {method: POST, path: /pay, cart: clear, legacy: true}\n"
+    )
+
+    @settings(max_examples=60, deadline=None)
+    @given(shopper_sessions(prof, max_actions=12))
+    def check(session: Any) -> None:
+        cart: list[int] = []
+        prev = "entry"
+        for step in session.steps:
+            assert prof.behaviour.transitions[prev].get(step.action, 0) > 0
+            if step.action == "put":
+                assert step.sku is not None
+                cart.append(step.sku) if step.sku not in cart else None
+            elif step.action == "take":
+                assert step.sku in cart
+                cart.remove(step.sku)
+            elif step.action == "pay":
+                assert cart
+                cart.clear()
+            prev = step.action
+        assert prof.behaviour.transitions[prev].get("exit", 0) > 0
+        assert session.legacy_calls == session.actions.count("pay")
+
+    check()
