@@ -9,7 +9,8 @@ The HTML section draws, per search, the verdict against rate: every probe on a r
 (graceful: green circle, not graceful: red cross, inconclusive: grey square) at its legacy calls
 per session, the interval between the last graceful and the first failing rate shaded, each
 failing probe labelled with its first failing check; then the probe table. With several searches,
-an overview compares them (each one's graceful rate as a multiple of the first one's).
+an overview compares them (a test's later searches as multiples of its first one's graceful rate:
+the Double-11 lesson's ratio when a test searched normal, then double11 shoppers).
 
 Cheap to import (no matplotlib, no html module at import time: :mod:`.schema` imports this).
 """
@@ -212,18 +213,20 @@ def _entry_section(index: int, entry: Entry, draw: Callable[..., str] | None) ->
 def _overview(entries: Sequence[Entry]) -> str:
     from .html import _e, _short, _short_test, _table
 
-    first = entries[0]["graceful_up_to"]
+    firsts: dict[str, tuple[int, Any]] = {}  # a test's first search: the others of that test compare to it
     rows = []
     for i, e in enumerate(entries, 1):
         lo = e["graceful_up_to"]
-        ratio = "—" if lo is None or not first else f"{float(lo) / float(first):.2f}×"
+        group = str(e["test"]).split("#", 1)[0]
+        j, first = firsts.setdefault(group, (i, lo))
+        ratio = "—" if j == i or lo is None or not first else f"{float(lo) / float(first):.2f}× of #{j}"
         rows.append(
             f'<tr><td class="n">{i}</td><td><a href="#headroom-{i}">{_e(_short(_short_test(str(e["test"])), 80))}</a></td>'
             f'<td>{_e(e["profile"])}</td><td class="n">{_e(_rate(lo))}</td><td class="n">{_e(_rate(e["not_at"]))}</td>'
             f'<td class="n">{_e(ratio)}</td><td class="n">{len(e["probes"])}</td><td class="small">{_e(e["summary"])}</td></tr>'
         )
     head = [("#", "n"), ("test", ""), ("profile", ""), ("graceful up to", "n"), ("not at", "n"),
-            ("graceful rate vs #1", "n"), ("probes", "n"), ("summary", "")]
+            ("graceful rate vs the test's first", "n"), ("probes", "n"), ("summary", "")]
     return f'<section class="card"><h3 style="margin-top:0">Headroom</h3>{_table(head, rows)}</section>'
 
 

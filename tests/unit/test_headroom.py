@@ -539,14 +539,14 @@ def test_the_html_section_plots_verdict_against_rate() -> None:
     from pytest_peakchaos.report import new_document, render_html
 
     doc = new_document([])
-    a, b = realistic(), realistic(30.0, "tests/x.py::test_other")
+    a, b = realistic(), realistic(30.0, "tests/acceptance/test_headroom.py::test_x#2")
     doc["headroom"] = [a.to_dict(), b.to_dict()]
     page = render_html(doc)
     assert "No experiments ran" not in page
     assert page.count('class="card headroom"') == 2
     assert page.count('aria-label="headroom: verdict against rate') == 2
     # the overview compares the two graceful rates
-    ratio = f"{(b.graceful_up_to or 0) / (a.graceful_up_to or 1):.2f}×"
+    ratio = f"{(b.graceful_up_to or 0) / (a.graceful_up_to or 1):.2f}× of #1"
     assert ratio in page
     # every probe is a row; a failing one names its first failing check
     assert page.count("✘ not graceful") == sum(1 for p in a.probes + b.probes if p.verdict == FAIL)
