@@ -104,6 +104,7 @@ def _check_label(check: Mapping[str, Any] | None) -> str:
 
 def _verdict_svg(entry: Entry) -> str:
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from .html import _new_figure, _short, _svg
 
@@ -115,6 +116,9 @@ def _verdict_svg(entry: Entry) -> str:
     log = hi_r / lo_r >= 8
     if log:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _rate(v)))  # no mathtext on this page
+        ax.xaxis.set_minor_formatter(NullFormatter())
     left, right = lo_r / (1.25 if log else 1) - (0 if log else 0.05 * (hi_r - lo_r)), hi_r * (1.25 if log else 1) + (0 if log else 0.05 * (hi_r - lo_r))
     left = max(left, 1e-6)
     if up_to is not None:
@@ -135,10 +139,10 @@ def _verdict_svg(entry: Entry) -> str:
         if p["verdict"] == "fail" and p.get("first_failure"):
             ax.annotate(_short(_check_label(p["first_failure"]), 28), (float(p["rate"]), y), xytext=(5, -10),
                         textcoords="offset points", fontsize=7.5, color=FAIL_COLOUR)
-    for value, colour, label in ((up_to, PASS_COLOUR, "graceful up to"), (not_at, FAIL_COLOUR, "not at")):
+    for value, colour, label, side in ((up_to, PASS_COLOUR, "graceful up to", "right"), (not_at, FAIL_COLOUR, "not at", "left")):
         if value is not None:
             ax.axvline(float(value), color=colour, lw=1.0, ls=(0, (4, 3)), zorder=1)
-            ax.text(float(value), 1.01, f"{label} {_rate(value)}", transform=ax.get_xaxis_transform(), ha="center",
+            ax.text(float(value), 1.01, f" {label} {_rate(value)} ", transform=ax.get_xaxis_transform(), ha=side,
                     va="bottom", fontsize=8, color=colour)
     ax.set_xlim(left, right)
     ax.set_ylim(0, top * 1.3)
