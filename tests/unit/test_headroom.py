@@ -587,7 +587,9 @@ class R:
     seed: int
     legacy_calls_per_session: float = 3.0
     def to_dict(self, test=None):
-        return {}
+        from tests.unit.test_report import make_run
+
+        return make_run(test=test or "probe", seed=self.seed)
 
 class FakeChaos:
     """Stands in for the plugin's ``peakchaos`` fixture: graceful iff rate <= 10 sessions/s."""
@@ -644,3 +646,58 @@ def test_the_marker_runs_the_search_and_gates_on_at_least(pytester: pytest.Pytes
 def test_the_headroom_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "peakchaos", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.peakchaos_headroom(profile=*"])
+
+
+FAKE_STACK = '''
+import pytest
+from types import SimpleNamespace
+from pytest_peakchaos.fixture import Chaos
+from pytest_peakchaos.plugin import SESSION_KEY
+
+class FakeStack:
+    spec = SimpleNamespace(links=[SimpleNamespace(name="legacy", client="cloud", service="legacy", port=9000)])
+    def url(self, service, port=None):
+        return "http://127.0.0.1:9"
+
+@pytest.fixture
+def peakchaos(request, monkeypatch):
+    """The real Chaos recorder on a fake stack, with find_headroom's probes faked."""
+    import pytest_peakchaos.headroom as h
+
+    def fake_find(experiment, profile, faults=(), **kw):
+        prof = load_profile(profile).with_shape(Constant(duration=60, rate_per_s=1.0))
+        plan = plan_headroom(prof, rates=kw["rates"], duration="1s", budget="1h", seed=kw["seed"], cooldown=0)
+        def prober(scale, seed):
+            ok = scale <= kw.get("threshold", 10)
+            return R(ok, [CheckResult("isolation", "fault", ok, "x", "browse success 91 %")], seed)
+        return search(plan, prober, name=experiment.name, profile=prof.name)
+
+    monkeypatch.setattr(h, "find_headroom", fake_find)
+    return Chaos(FakeStack(), request.config.stash[SESSION_KEY], test=request.node.nodeid,
+                 record=lambda k, v: request.node.user_properties.append((k, v)))
+'''
+
+
+def test_the_fixture_records_searches_for_the_report_and_the_summary(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_CHAOS.replace("@pytest.fixture\ndef peakchaos():\n    return FakeChaos()\n", "") + FAKE_STACK)
+    pytester.makepyfile(
+        """
+        def test_two_searches(peakchaos):
+            a = peakchaos.headroom("normal", rates=(2, 40), threshold=20)
+            b = peakchaos.headroom("double11", rates=(2, 40), threshold=5)
+            assert a.name.endswith("test_two_searches") and b.name.endswith("test_two_searches#2")
+        """
+    )
+    reports = pytester.path / "reports"
+    result = pytester.runpytest("-p", "peakchaos", "-p", "no:cacheprovider", f"--peakchaos-report={reports}",
+                                f"--junitxml={pytester.path / 'junit.xml'}", "-o", "junit_family=legacy", "--peakchaos-seed=5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*peakchaos headroom*", "*test_two_searches: graceful up to * sessions/s; not at *",
+                                 "*test_two_searches#2: graceful up to *"])
+    doc = json.loads((reports / "peakchaos.json").read_text())
+    assert doc["runs"] == [] and [e["profile"] for e in doc["headroom"]] == ["normal", "double11"]
+    assert doc["headroom"][1]["seed"] == 5
+    page = (reports / "peakchaos.html").read_text()
+    assert "× of #1" in page  # the second search of the test compared with its first
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="peakchaos_headroom_graceful_up_to"' in junit and 'name="peakchaos_headroom2_not_at"' in junit
