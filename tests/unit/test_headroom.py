@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -496,11 +497,16 @@ class RunResult(FakeResult):
     """A fake probe result whose to_dict is a realistic run dict (tests/unit/test_report.py)."""
 
     def to_dict(self, test: str | None = None) -> dict[str, Any]:
-        from tests.unit.test_report import make_run
-
-        run = make_run(test=test or "probe", seed=self.seed, scale=self.scale, naive=not self.passed)
-        run["passed"] = self.passed
+        run: dict[str, Any] = json.loads(_run_template(not self.passed))
+        run.update(test=test or "probe", seed=self.seed, scale=self.scale, passed=self.passed)
         return run
+
+
+@functools.lru_cache(maxsize=2)
+def _run_template(naive: bool) -> str:
+    from tests.unit.test_report import make_run
+
+    return json.dumps(make_run(naive=naive, duration=12, fault=(3.0, 8.0)))
 
 
 def realistic(threshold: float = 11.0, name: str = "tests/acceptance/test_headroom.py::test_x") -> HeadroomResult:
@@ -573,6 +579,7 @@ def test_the_html_section_without_matplotlib_keeps_the_tables(monkeypatch: pytes
 # ------------------------------------------------------------------------------------ the marker
 
 FAKE_CHAOS = '''
+import json
 import pytest
 from dataclasses import dataclass
 from pytest_peakchaos.checks import CheckResult
@@ -587,9 +594,9 @@ class R:
     seed: int
     legacy_calls_per_session: float = 3.0
     def to_dict(self, test=None):
-        from tests.unit.test_report import make_run
+        from tests.unit.test_headroom import _run_template
 
-        return make_run(test=test or "probe", seed=self.seed)
+        return dict(json.loads(_run_template(not self.passed)), test=test or "probe", seed=self.seed)
 
 class FakeChaos:
     """Stands in for the plugin's ``peakchaos`` fixture: graceful iff rate <= 10 sessions/s."""
