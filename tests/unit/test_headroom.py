@@ -364,6 +364,18 @@ def test_classify_is_strict() -> None:
 
     nm = ThreeState("baseline", "baseline", False, "too few requests", "not_measured")
     assert classify(FakeResult(False, [nm], 1, 1.0))[0] == INCONCLUSIVE
+    # a strict not-measured row (passed=False, skipped=True) is inconclusive, a real failure is not,
+    # and a class with a ``not_measured`` constructor does not make every row unmeasured
+    strict_nm = CheckResult("recovery", "recovery", False, "back within 5s", "too short", skipped=True)
+    assert classify(FakeResult(False, [strict_nm, ok_row()], 1, 1.0))[0] == INCONCLUSIVE
+
+    class WithFactory(CheckResult):
+        @classmethod
+        def not_measured(cls) -> None:  # the "verdict" branch's CheckResult has such a factory
+            return None
+
+    real = WithFactory("isolation", "fault", False, "success >= 99%", "browse success 91 %")
+    assert classify(FakeResult(False, [real], 1, 1.0))[0] == FAIL
 
 
 # ------------------------------------------------------------------------------------ bad input
