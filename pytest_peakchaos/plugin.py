@@ -256,14 +256,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
+    stack = session.kept
+    if stack is not None:
+        terminalreporter.section("peakchaos")
+        terminalreporter.write_line(stack.describe())
+        terminalreporter.write_line(f"left running (--peakchaos-keep); remove with: peakchaos prune --run {stack.run_id}")
     if session.headroom:
         terminalreporter.section("peakchaos headroom")
         for name, room in session.headroom:
             terminalreporter.write_line(f"{name}: {room.summary()}")
         for kind, path in (session.report_files or {}).items() if not session.results else ():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
-    stack = session.kept
-    if stack is not None:
-        terminalreporter.section("peakchaos")
-        terminalreporter.write_line(stack.describe())
-        terminalreporter.write_line(f"left running (--peakchaos-keep); remove with: peakchaos prune --run {stack.run_id}")
