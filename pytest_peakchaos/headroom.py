@@ -138,15 +138,16 @@ Prober = Callable[[float, int], ProbeResult]
 
 
 def _not_measured(check: Any) -> bool:
-    outcome = getattr(check, "outcome", None)
-    if isinstance(outcome, str):  # pass / fail / not measured (checks.CheckResult)
-        return outcome == "not measured"
-    state = str(getattr(check, "state", "") or getattr(check, "status", "")).lower().replace("_", " ")
-    if state in ("not measured", "skip", "skipped"):
-        return True
+    """A row that could not measure: ``skipped``, an ``outcome``/``status`` of "not measured" (or
+    "skip"), or a measured text starting so. Only plain values count (never methods)."""
     if getattr(check, "skipped", False) is True:
         return True
-    return str(getattr(check, "measured", "")).lower().startswith("not measured")
+    for attr in ("outcome", "state", "status"):
+        value = getattr(check, attr, None)
+        if isinstance(value, str) and value.lower().replace("_", " ") in ("not measured", "skip", "skipped"):
+            return True
+    measured = getattr(check, "measured", "")
+    return isinstance(measured, str) and measured.lower().startswith("not measured")
 
 
 def classify(result: ProbeResult) -> tuple[str, list[Any]]:

@@ -9,7 +9,8 @@ The HTML section draws, per search, the verdict against rate: every probe on a r
 (graceful: green circle, not graceful: red cross, inconclusive: grey square) at its legacy calls
 per session, the interval between the last graceful and the first failing rate shaded, each
 failing probe labelled with its first failing check; then the probe table. With several searches,
-an overview compares them (each one's graceful rate as a multiple of the first one's).
+an overview compares them (a test's later searches as multiples of its first one's graceful rate:
+the Double-11 lesson's ratio when a test searched normal, then double11 shoppers).
 
 Cheap to import (no matplotlib, no html module at import time: :mod:`.schema` imports this).
 """
@@ -103,6 +104,7 @@ def _check_label(check: Mapping[str, Any] | None) -> str:
 
 def _verdict_svg(entry: Entry) -> str:
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from .html import _new_figure, _short, _svg
 
@@ -114,6 +116,9 @@ def _verdict_svg(entry: Entry) -> str:
     log = hi_r / lo_r >= 8
     if log:
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _rate(v)))  # no mathtext on this page
+        ax.xaxis.set_minor_formatter(NullFormatter())
     left, right = lo_r / (1.25 if log else 1) - (0 if log else 0.05 * (hi_r - lo_r)), hi_r * (1.25 if log else 1) + (0 if log else 0.05 * (hi_r - lo_r))
     left = max(left, 1e-6)
     if up_to is not None:
@@ -134,10 +139,10 @@ def _verdict_svg(entry: Entry) -> str:
         if p["verdict"] == "fail" and p.get("first_failure"):
             ax.annotate(_short(_check_label(p["first_failure"]), 28), (float(p["rate"]), y), xytext=(5, -10),
                         textcoords="offset points", fontsize=7.5, color=FAIL_COLOUR)
-    for value, colour, label in ((up_to, PASS_COLOUR, "graceful up to"), (not_at, FAIL_COLOUR, "not at")):
+    for value, colour, label, side in ((up_to, PASS_COLOUR, "graceful up to", "right"), (not_at, FAIL_COLOUR, "not at", "left")):
         if value is not None:
             ax.axvline(float(value), color=colour, lw=1.0, ls=(0, (4, 3)), zorder=1)
-            ax.text(float(value), 1.01, f"{label} {_rate(value)}", transform=ax.get_xaxis_transform(), ha="center",
+            ax.text(float(value), 1.01, f" {label} {_rate(value)} ", transform=ax.get_xaxis_transform(), ha=side,
                     va="bottom", fontsize=8, color=colour)
     ax.set_xlim(left, right)
     ax.set_ylim(0, top * 1.3)
@@ -212,18 +217,20 @@ def _entry_section(index: int, entry: Entry, draw: Callable[..., str] | None) ->
 def _overview(entries: Sequence[Entry]) -> str:
     from .html import _e, _short, _short_test, _table
 
-    first = entries[0]["graceful_up_to"]
+    firsts: dict[str, tuple[int, Any]] = {}  # a test's first search: the others of that test compare to it
     rows = []
     for i, e in enumerate(entries, 1):
         lo = e["graceful_up_to"]
-        ratio = "—" if lo is None or not first else f"{float(lo) / float(first):.2f}×"
+        group = str(e["test"]).split("#", 1)[0]
+        j, first = firsts.setdefault(group, (i, lo))
+        ratio = "—" if j == i or lo is None or not first else f"{float(lo) / float(first):.2f}× of #{j}"
         rows.append(
             f'<tr><td class="n">{i}</td><td><a href="#headroom-{i}">{_e(_short(_short_test(str(e["test"])), 80))}</a></td>'
             f'<td>{_e(e["profile"])}</td><td class="n">{_e(_rate(lo))}</td><td class="n">{_e(_rate(e["not_at"]))}</td>'
             f'<td class="n">{_e(ratio)}</td><td class="n">{len(e["probes"])}</td><td class="small">{_e(e["summary"])}</td></tr>'
         )
     head = [("#", "n"), ("test", ""), ("profile", ""), ("graceful up to", "n"), ("not at", "n"),
-            ("graceful rate vs #1", "n"), ("probes", "n"), ("summary", "")]
+            ("graceful rate vs the test's first", "n"), ("probes", "n"), ("summary", "")]
     return f'<section class="card"><h3 style="margin-top:0">Headroom</h3>{_table(head, rows)}</section>'
 
 

@@ -64,9 +64,10 @@ def wait_quiet(stack: Stack, timeout_s: float = 30.0) -> None:
         time.sleep(0.25)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def naive_stack() -> Iterator[Stack]:
-    """The naive reference shop (its own containers, network and Toxiproxy); always torn down."""
+    """The naive reference shop (its own containers, network and Toxiproxy), shared by the
+    acceptance modules (scenarios, headroom); always torn down."""
     require_docker()
     from pytest_peakchaos.stack.compose import load_compose
     from pytest_peakchaos.stack.docker import DockerStack

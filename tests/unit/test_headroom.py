@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -363,6 +364,18 @@ def test_classify_is_strict() -> None:
 
     nm = ThreeState("baseline", "baseline", False, "too few requests", "not_measured")
     assert classify(FakeResult(False, [nm], 1, 1.0))[0] == INCONCLUSIVE
+    # a strict not-measured row (passed=False, skipped=True) is inconclusive, a real failure is not,
+    # and a class with a ``not_measured`` constructor does not make every row unmeasured
+    strict_nm = CheckResult("recovery", "recovery", False, "back within 5s", "too short", skipped=True)
+    assert classify(FakeResult(False, [strict_nm, ok_row()], 1, 1.0))[0] == INCONCLUSIVE
+
+    class WithFactory(CheckResult):
+        @classmethod
+        def not_measured(cls) -> None:  # the "verdict" branch's CheckResult has such a factory
+            return None
+
+    real = WithFactory("isolation", "fault", False, "success >= 99%", "browse success 91 %")
+    assert classify(FakeResult(False, [real], 1, 1.0))[0] == FAIL
 
 
 # ------------------------------------------------------------------------------------ bad input
@@ -496,11 +509,16 @@ class RunResult(FakeResult):
     """A fake probe result whose to_dict is a realistic run dict (tests/unit/test_report.py)."""
 
     def to_dict(self, test: str | None = None) -> dict[str, Any]:
-        from tests.unit.test_report import make_run
-
-        run = make_run(test=test or "probe", seed=self.seed, scale=self.scale, naive=not self.passed)
-        run["passed"] = self.passed
+        run: dict[str, Any] = json.loads(_run_template(not self.passed))
+        run.update(test=test or "probe", seed=self.seed, scale=self.scale, passed=self.passed)
         return run
+
+
+@functools.lru_cache(maxsize=2)
+def _run_template(naive: bool) -> str:
+    from tests.unit.test_report import make_run
+
+    return json.dumps(make_run(naive=naive, duration=12, fault=(3.0, 8.0)))
 
 
 def realistic(threshold: float = 11.0, name: str = "tests/acceptance/test_headroom.py::test_x") -> HeadroomResult:
@@ -539,14 +557,14 @@ def test_the_html_section_plots_verdict_against_rate() -> None:
     from pytest_peakchaos.report import new_document, render_html
 
     doc = new_document([])
-    a, b = realistic(), realistic(30.0, "tests/x.py::test_other")
+    a, b = realistic(), realistic(30.0, "tests/acceptance/test_headroom.py::test_x#2")
     doc["headroom"] = [a.to_dict(), b.to_dict()]
     page = render_html(doc)
     assert "No experiments ran" not in page
     assert page.count('class="card headroom"') == 2
     assert page.count('aria-label="headroom: verdict against rate') == 2
     # the overview compares the two graceful rates
-    ratio = f"{(b.graceful_up_to or 0) / (a.graceful_up_to or 1):.2f}×"
+    ratio = f"{(b.graceful_up_to or 0) / (a.graceful_up_to or 1):.2f}× of #1"
     assert ratio in page
     # every probe is a row; a failing one names its first failing check
     assert page.count("✘ not graceful") == sum(1 for p in a.probes + b.probes if p.verdict == FAIL)
@@ -573,6 +591,7 @@ def test_the_html_section_without_matplotlib_keeps_the_tables(monkeypatch: pytes
 # ------------------------------------------------------------------------------------ the marker
 
 FAKE_CHAOS = '''
+import json
 import pytest
 from dataclasses import dataclass
 from pytest_peakchaos.checks import CheckResult
@@ -587,7 +606,9 @@ class R:
     seed: int
     legacy_calls_per_session: float = 3.0
     def to_dict(self, test=None):
-        return {}
+        from tests.unit.test_headroom import _run_template
+
+        return dict(json.loads(_run_template(not self.passed)), test=test or "probe", seed=self.seed)
 
 class FakeChaos:
     """Stands in for the plugin's ``peakchaos`` fixture: graceful iff rate <= 10 sessions/s."""
@@ -644,3 +665,58 @@ def test_the_marker_runs_the_search_and_gates_on_at_least(pytester: pytest.Pytes
 def test_the_headroom_marker_is_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "peakchaos", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.peakchaos_headroom(profile=*"])
+
+
+FAKE_STACK = '''
+import pytest
+from types import SimpleNamespace
+from pytest_peakchaos.fixture import Chaos
+from pytest_peakchaos.plugin import SESSION_KEY
+
+class FakeStack:
+    spec = SimpleNamespace(links=[SimpleNamespace(name="legacy", client="cloud", service="legacy", port=9000)])
+    def url(self, service, port=None):
+        return "http://127.0.0.1:9"
+
+@pytest.fixture
+def peakchaos(request, monkeypatch):
+    """The real Chaos recorder on a fake stack, with find_headroom's probes faked."""
+    import pytest_peakchaos.headroom as h
+
+    def fake_find(experiment, profile, faults=(), **kw):
+        prof = load_profile(profile).with_shape(Constant(duration=60, rate_per_s=1.0))
+        plan = plan_headroom(prof, rates=kw["rates"], duration="1s", budget="1h", seed=kw["seed"], cooldown=0)
+        def prober(scale, seed):
+            ok = scale <= kw.get("threshold", 10)
+            return R(ok, [CheckResult("isolation", "fault", ok, "x", "browse success 91 %")], seed)
+        return search(plan, prober, name=experiment.name, profile=prof.name)
+
+    monkeypatch.setattr(h, "find_headroom", fake_find)
+    return Chaos(FakeStack(), request.config.stash[SESSION_KEY], test=request.node.nodeid,
+                 record=lambda k, v: request.node.user_properties.append((k, v)))
+'''
+
+
+def test_the_fixture_records_searches_for_the_report_and_the_summary(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_CHAOS.replace("@pytest.fixture\ndef peakchaos():\n    return FakeChaos()\n", "") + FAKE_STACK)
+    pytester.makepyfile(
+        """
+        def test_two_searches(peakchaos):
+            a = peakchaos.headroom("normal", rates=(2, 40), threshold=20)
+            b = peakchaos.headroom("double11", rates=(2, 40), threshold=5)
+            assert a.name.endswith("test_two_searches") and b.name.endswith("test_two_searches#2")
+        """
+    )
+    reports = pytester.path / "reports"
+    result = pytester.runpytest("-p", "peakchaos", "-p", "no:cacheprovider", f"--peakchaos-report={reports}",
+                                f"--junitxml={pytester.path / 'junit.xml'}", "-o", "junit_family=legacy", "--peakchaos-seed=5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*peakchaos headroom*", "*test_two_searches: graceful up to * sessions/s; not at *",
+                                 "*test_two_searches#2: graceful up to *"])
+    doc = json.loads((reports / "peakchaos.json").read_text())
+    assert doc["runs"] == [] and [e["profile"] for e in doc["headroom"]] == ["normal", "double11"]
+    assert doc["headroom"][1]["seed"] == 5
+    page = (reports / "peakchaos.html").read_text()
+    assert "× of #1" in page  # the second search of the test compared with its first
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="peakchaos_headroom_graceful_up_to"' in junit and 'name="peakchaos_headroom2_not_at"' in junit
