@@ -93,8 +93,13 @@ class HealthSampler:
     # -- samples (hot path) ----------------------------------------------------------------------------
     def loop_lag(self, expected: float, now: float, queued: int) -> None:
         """The ticker woke at ``now`` instead of ``expected``; ``queued`` requests wait for a connection."""
-        sec = int(expected - self.t0)
+        t0 = self.t0
+        sec = int(expected - t0)
         _add(self.lag, self.lag_max, sec, (now - expected) * 1e6)
+        last = int(now - t0)
+        # a loop blocked across second boundaries delayed everything due in those seconds too
+        for s in range(sec + 1, min(last, sec + 3600) + 1):
+            _add(self.lag, self.lag_max, s, (now - (t0 + s)) * 1e6)
         if queued > self.queue_max.get(sec, 0):
             self.queue_max[sec] = queued
         now_sec = int(now - self.t0)
