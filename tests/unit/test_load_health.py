@@ -96,3 +96,18 @@ def test_a_loop_blocked_across_seconds_marks_every_second_it_blocked() -> None:
     g = h.finish(15.0)
     assert g.saturated_seconds(50.0) == [1, 2, 3, 4]
     assert g.seconds[1].lag_max_ms > 3400 and 400 <= g.seconds[4].lag_max_ms <= 600
+
+
+def test_a_phase_is_judged_by_its_merged_p99_not_by_one_bad_second() -> None:
+    h = HealthSampler(0.0)
+    for sec in range(10):
+        for i in range(200):
+            e = sec + i * 0.005
+            late = 0.060 if (sec == 5 and i < 4) else 0.0002  # second 5: 4 of 200 ticks 60 ms late
+            h.loop_lag(e, e + late, 0)
+    g = h.finish(10.0)
+    assert g.saturated_seconds(50.0) == [5]
+    assert g.window_delay_p99_ms(0, 10) < 5.0
+    assert g.saturated_window(0, 10, 50.0) == ""
+    why = g.saturated_window(5, 6, 50.0)
+    assert why.startswith("the load generator was saturated: its own p99 delay was 6") and "(worst: second 5)" in why
