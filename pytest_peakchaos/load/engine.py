@@ -282,8 +282,6 @@ class Engine:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
         sec = int(intended - self.t0)
-        if req.t_sent > 0.0:
-            self.health.send_delay(sec, (req.t_sent - intended) * 1e6)
         per = self.open_sec[a]
         row = per.get(sec)
         late = False
@@ -379,6 +377,8 @@ class Engine:
         intended = t_arrival
         checkouts = 0
         heap = self.patience_heap
+        health = self.health
+        t0 = self.t0
         try:
             for a, think, sku, page, term, _ in plan.walk(rng):
                 if think > 0.0:
@@ -411,7 +411,10 @@ class Engine:
                     waiter: asyncio.Future[float] = loop.create_future()
                     self.sent += 1
                     self.inflight += 1
-                    pool.submit(Request(raw, intended + timeout, self._on_done, (a, intended, st, key, waiter), b.no_body))
+                    req = Request(raw, intended + timeout, self._on_done, (a, intended, st, key, waiter), b.no_body)
+                    pool.submit(req)
+                    if req.t_sent > 0.0:  # written at once on an idle connection: the delay is the generator's
+                        health.send_delay(int(intended - t0), (req.t_sent - intended) * 1e6)
                     if use_patience:
                         self.patience_seq += 1
                         heapq.heappush(heap, (intended + patience, self.patience_seq, waiter))
@@ -523,7 +526,10 @@ class Engine:
                 expected = _monotonic() + _TICK_S
                 await asyncio.sleep(_TICK_S)
                 now = _monotonic()
-                health.loop_lag(expected, now, len(pool.waiting))
+                waiting = pool.waiting
+                health.loop_lag(expected, now, len(waiting), _TICK_S)
+                if waiting and not waiting[0].done:  # the pool is at its connection limit: the oldest waiter's wait is the generator's
+                    health.send_delay(int(now - self.t0), (now - waiting[0].deadline + cfg.request_timeout_s) * 1e6)
                 pool.expire(now)
                 self._expire_patience(now)
                 if not self.stopping:

@@ -387,7 +387,7 @@ class WindowStats(_SketchPercentiles):
 
 
 #: Default bound on the load generator's own p99 delay per second (``Policy.generator_delay_p99_ms``).
-DEFAULT_GENERATOR_BOUND_MS = 50.0
+DEFAULT_GENERATOR_BOUND_MS = 100.0
 
 @dataclass
 class GeneratorSecond:
