@@ -290,9 +290,14 @@ def run_peakchaos(url: str, kind: str, duration: float, connections: int,
         argv += ["--rate", str(rate), "--workers", str(workers)]
     cmd = argv if workers > 1 else pinned(CLIENT_CPU, argv)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if during is not None:
-        during()
-    out, err = proc.communicate(timeout=duration + 120)
+    try:
+        if during is not None:
+            during()
+        out, err = proc.communicate(timeout=duration + 120)
+    finally:
+        if proc.poll() is None:  # interrupted: the child goes too
+            proc.kill()
+            proc.wait(10)
     for line in out.splitlines():
         if line.startswith("RESULT "):
             data: dict[str, Any] = json.loads(line[7:])
@@ -436,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     ap.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so nginx, Toxiproxy and the clients are stopped on every exit path
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     if args.child:
         args.kind = args.child
         child(args)
@@ -579,7 +587,11 @@ def _run_measured(argv: list[str], timeout: float, **kw: Any) -> tuple[subproces
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-    stop.set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        stop.set()
     t.join(2)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err), box.get("peak", 0.0)
 

@@ -144,10 +144,11 @@ class Policy:
     strict: bool = True
     #: the load generator's own p99 delay (loop lag or send delay, ms) above which a second's
     #: latency is the generator's, not the system's: latency-dependent checks over such seconds are
-    #: not measured (``LoadResult.generator``). 50 ms: an idle generator on a shared 2-core machine
-    #: measured up to ~25 ms from scheduling noise alone, and 50 ms is far below the latency
-    #: bounds above (250 ms, 2 s); on a dedicated machine 5 ms is realistic.
-    generator_delay_p99_ms: float = 50.0
+    #: not measured (``LoadResult.generator``; only failures: the delay can only make the system
+    #: look worse). 100 ms: on this project's shared 2-core machine, loaded by other jobs, a
+    #: lightly loaded generator measured 50-135 ms over whole phases from scheduling alone, and
+    #: 100 ms is well below the latency bounds above (250 ms, 2 s); on a dedicated core, 5 ms.
+    generator_delay_p99_ms: float = 100.0
     #: the checks that run (names from :data:`CHECK_NAMES`).
     enabled: tuple[str, ...] = CHECK_NAMES
 
@@ -1084,21 +1085,22 @@ def not_measured_warning(rows: Sequence[CheckResult]) -> str | None:
 
 
 def _unless_generator_saturated(ev: Evidence, policy: Policy, row: CheckResult) -> CheckResult:
-    """``row``, or *not measured* when the load generator was saturated in the seconds it judged
-    (its phase, and the baseline it was compared with)."""
+    """``row``, or *not measured* when it failed while the load generator's own p99 delay over the
+    seconds it judged (its phase, and the baseline it compares with) exceeded the policy's bound.
+
+    Only failures: the generator's delay adds to latency, time-outs and impatience, so it can make
+    a system look worse, never better; a check that passed despite it passed."""
     gen = getattr(ev.load, "generator", None)
-    if row.skipped or not gen:
+    if row.skipped or row.passed or not gen:
         return row
     compared = ("baseline",) if row.name in ("isolation", "recovery") else ()  # relative to the baseline
     phases = list(ev.phases) if row.phase == RUN else [p for p in ev.phases if p.name == row.phase or p.name in compared]
-    bound = policy.generator_delay_p99_ms
-    seconds: set[int] = set()
     for phase in phases:
         lo, hi = phase.seconds()
-        seconds.update(gen.saturated_in(lo, hi, bound))
-    if not seconds:
-        return row
-    return CheckResult.skip(row.name, row.phase, row.expected, gen.describe(bound, seconds))
+        why = gen.saturated_window(lo, hi, policy.generator_delay_p99_ms) if hi > lo else ""
+        if why:
+            return CheckResult.skip(row.name, row.phase, row.expected, why if phase.name == row.phase else f"{why} (in the {phase.name} it is compared with)")
+    return row
 
 
 # --------------------------------------------------------------------------------------- table

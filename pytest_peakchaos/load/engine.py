@@ -424,8 +424,6 @@ class Engine:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
         sec = int(intended - self.t0)
-        if req.t_sent > 0.0:
-            self.health.send_delay(sec, (req.t_sent - intended) * 1e6)
         per = self.open_sec[a]
         row = per.get(sec)
         late = False
@@ -564,6 +562,8 @@ class Engine:
         intended = t_arrival
         checkouts = 0
         heap = self.patience_heap
+        health = self.health
+        t0 = self.t0
         try:
             for a, think, sku, page, term, _ in plan.walk(rng, sink, index):
                 b = bound[a]
@@ -606,6 +606,8 @@ class Engine:
                     if b.want_head:
                         req.want_head = True
                     pool.submit(req)
+                    if req.t_sent > 0.0:  # written at once on an idle connection: the delay is the generator's
+                        health.send_delay(int(intended - t0), (req.t_sent - intended) * 1e6)
                     if use_patience:
                         self.patience_seq += 1
                         heapq.heappush(heap, (intended + patience, self.patience_seq, waiter))
@@ -719,7 +721,10 @@ class Engine:
                 expected = _monotonic() + _TICK_S
                 await asyncio.sleep(_TICK_S)
                 now = _monotonic()
-                health.loop_lag(expected, now, len(pool.waiting))
+                waiting = pool.waiting
+                health.loop_lag(expected, now, len(waiting), _TICK_S)
+                if waiting and not waiting[0].done:  # the pool is at its connection limit: the oldest waiter's wait is the generator's
+                    health.send_delay(int(now - self.t0), (now - waiting[0].deadline + cfg.request_timeout_s) * 1e6)
                 pool.expire(now)
                 self._expire_patience(now)
                 if not self.stopping:

@@ -388,7 +388,7 @@ class WindowStats(_SketchPercentiles):
 
 
 #: Default bound on the load generator's own p99 delay per second (``Policy.generator_delay_p99_ms``).
-DEFAULT_GENERATOR_BOUND_MS = 50.0
+DEFAULT_GENERATOR_BOUND_MS = 100.0
 
 @dataclass
 class GeneratorSecond:
@@ -511,6 +511,31 @@ class GeneratorHealth:
         """Saturated seconds within the run-relative window ``[start, end)``."""
         lo, hi = int(math.floor(start)), int(math.ceil(end))
         return [s for s in self.saturated_seconds(bound_ms) if lo <= s < hi]
+
+    def window_delay_p99_ms(self, start: float, end: float) -> float:
+        """The generator's own p99 delay over the run-relative window ``[start, end)``: loop lag
+        and send delay samples of its seconds merged (one bad second among many is not the p99)."""
+        lo, hi = int(math.floor(start)), int(math.ceil(end))
+        rows = [self.seconds[s] for s in range(lo, hi) if s in self.seconds]
+        if not rows:
+            return 0.0
+        lag = LogSketch()
+        send = LogSketch()
+        for r in rows:
+            lag = lag.merge(r.lag)
+            send = send.merge(r.send)
+        return max(lag.quantile_us(0.99), send.quantile_us(0.99)) / 1000.0
+
+    def saturated_window(self, start: float, end: float, bound_ms: float = DEFAULT_GENERATOR_BOUND_MS) -> str:
+        """``""``, or why latency over ``[start, end)`` is not the system's: the generator's p99
+        delay over the window exceeded ``bound_ms`` (the worst seconds named)."""
+        p99 = self.window_delay_p99_ms(start, end)
+        if p99 <= bound_ms:
+            return ""
+        worst = self.saturated_in(start, end, bound_ms)
+        where = f" (worst: {'second' if len(worst) == 1 else 'seconds'} {seconds_text(worst)})" if worst else ""
+        return (f"the load generator was saturated: its own p99 delay was {p99:.0f} ms over seconds "
+                f"{int(math.floor(start))}–{int(math.ceil(end)) - 1}{where}, bound {bound_ms:g} ms; add workers or a cluster")
 
     def worst_ms(self, seconds: Iterable[int] | None = None) -> float:
         rows = self.seconds.values() if seconds is None else [self.seconds[s] for s in seconds if s in self.seconds]
