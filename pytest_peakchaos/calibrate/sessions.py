@@ -114,6 +114,7 @@ class Sessioniser:
         self.t_first: float | None = None
         self.t_max = float("-inf")
         self.last_arrival = float("-inf")
+        self.next_house = float("-inf")
         self.sessions = 0
         self.requests = 0
         self.edge_left = 0
@@ -232,12 +233,11 @@ class Sessioniser:
         if self.t_first is None:
             self.t_first = start
         if end > self.t_max:
-            if end > self.t_max + 1.0:
-                self.t_max = end
+            self.t_max = end
+            if end >= self.next_house:  # once per second of log time: end idle sessions, fold old counts
+                self.next_house = end + 1.0
                 self._expire()
                 self._commit()
-            else:
-                self.t_max = end
         if hit.session is not None and self.use_session_id:
             skey: object = hit.session
             self.with_sid += 1

@@ -268,3 +268,23 @@ def test_cli_report_combines(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad.write_text('{"schema": "peakchaos/1"}')
     assert main(["report", str(bad)]) == 2
     assert "bad.json" in capsys.readouterr().err and not (tmp_path / "peakchaos.html").exists()
+
+
+def test_memory_is_bounded_by_concurrent_sessions_not_by_the_log(tmp_path: Path) -> None:
+    """Idle sessions are ended and old counts folded as the log's time advances: what is held
+    stays at about arrival rate x timeout, however long the log."""
+    from pytest_peakchaos.calibrate.routes import AutoTemplater
+    from pytest_peakchaos.calibrate.sessions import Sessioniser
+
+    held = []
+    sess = Sessioniser(AutoTemplater(), timeout=30.0, reservoir=100)
+    for i, hit in enumerate(read_hits([synth(tmp_path / "long.log", duration=3000.0)], LineErrors())):
+        sess.add(hit)
+        if i % 2000 == 1999:
+            held.append((len(sess.open), len(sess.pending)))
+    assert len(held) >= 5
+    assert max(o for o, _ in held) < 3.0 * (30 + 20) * 2  # rate 3/s x (timeout + a session's length), with margin
+    assert max(p for _, p in held) <= 30 + 3  # seconds of undecided transition counts
+    assert max(len(t.sample) for t in sess.think) <= 100
+    obs = sess.finish()
+    assert obs.sessions > 8000 and not sess.open
