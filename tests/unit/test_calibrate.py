@@ -288,3 +288,13 @@ def test_memory_is_bounded_by_concurrent_sessions_not_by_the_log(tmp_path: Path)
     assert max(len(t.sample) for t in sess.think) <= 100
     obs = sess.finish()
     assert obs.sessions > 8000 and not sess.open
+
+
+def test_any_state_format_declares_draws_when_asked(log: Path) -> None:
+    from pytest_peakchaos.calibrate.emit import profile_document
+
+    cal = calibrate(log, timeout=60, routes={"routes": {"GET /home/{n}": "home", "GET /deal/{sku}": "deal"}})
+    assert "draw" not in profile_document(cal)["bindings"]["deal"]  # main's format today
+    doc = profile_document(cal, draws=True)
+    assert doc["bindings"]["deal"] == {"method": "GET", "path": "/deal/{sku}", "draw": ["sku"]}
+    assert "draw" not in doc["bindings"]["home"]
