@@ -164,6 +164,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             mixes = int(args.mixes)
         else:
             raise ValueError(f"--mixes: expected a number of groups >= 1 or 'auto', got {args.mixes!r}")
+        if args.output is None:
+            raise ValueError("--mixes: each group is written as its own profile next to -o/--output FILE; give -o")
     cal = calibrate(
         args.logs,
         routes=args.routes,

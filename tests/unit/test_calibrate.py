@@ -226,6 +226,10 @@ def test_cli_calibrate_prints_or_writes(tmp_path: Path, log: Path, capsys: pytes
     assert (tmp_path / "x.yml").is_file() and (tmp_path / "x.mix1.yml").is_file() and (tmp_path / "x.mix2.yml").is_file()
     assert main(["calibrate", str(log), "--timeout", "soon"]) == 2
     assert "--timeout: cannot read 'soon' as a duration" in capsys.readouterr().err
+    assert main(["calibrate", str(log), "--mixes", "2"]) == 2
+    assert "give -o" in capsys.readouterr().err
+    assert main(["calibrate", str(log), "--max-states", "0"]) == 2
+    assert "max_states (--max-states): expected a number >= 1, got 0" in capsys.readouterr().err
 
 
 def _report_docs(tmp_path: Path) -> tuple[Path, Path]:
