@@ -1,4 +1,4 @@
-"""``peakchaos`` command line: ``doctor``, ``prune``, ``up`` (and more as the library grows).
+"""``peakchaos`` command line: ``doctor``, ``prune``, ``up``, ``calibrate``, ``report``.
 
 Thin over the library: every command is a few calls into it.
 """
@@ -151,6 +151,80 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import DEFAULT_EXCLUDE, JsonFields, calibrate, write_outputs
+    from .calibrate.emit import profile_yaml
+    from .units import parse_duration
+
+    mixes: int | str | None = None
+    if args.mixes is not None:
+        if args.mixes == "auto":
+            mixes = "auto"
+        elif args.mixes.isdigit() and int(args.mixes) >= 1:
+            mixes = int(args.mixes)
+        else:
+            raise ValueError(f"--mixes: expected a number of groups >= 1 or 'auto', got {args.mixes!r}")
+        if args.output is None:
+            raise ValueError("--mixes: each group is written as its own profile next to -o/--output FILE; give -o")
+    cal = calibrate(
+        args.logs,
+        routes=args.routes,
+        fmt=args.format,
+        session_field=args.session_field,
+        json_fields=JsonFields.parse(args.field) if args.field else None,
+        timeout=parse_duration(args.timeout, what="--timeout"),
+        time_is=args.time_is,
+        max_states=args.max_states,
+        exclude=None if args.include_static else (args.exclude or DEFAULT_EXCLUDE),
+        name=args.name,
+        seed=args.seed,
+        mixes=mixes,
+        use_session_id=not args.no_session_id,
+    )
+    print(f"peakchaos calibrate: {cal.summary()}", file=sys.stderr)
+    for w in cal.warnings:
+        print(f"  warning: {w}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(profile_yaml(cal))
+        written = write_outputs(cal, report=args.report) if args.report else {}
+    else:
+        written = write_outputs(cal, profile=args.output, report=args.report)
+    for kind, path in written.items():
+        print(f"  wrote {kind}: {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import HTML_NAME, JSON_NAME, load_json, new_document, write_html, write_json
+
+    inputs = [Path(p) for p in args.reports]
+    docs = [load_json(p) for p in inputs]  # validated: a bad file stops everything before writing
+    if len(docs) == 1:
+        document = docs[0]
+        out_dir = Path(args.output) if args.output else inputs[0].parent
+    else:
+        if not args.output:
+            raise ValueError("report: combining several reports needs -o/--output DIR for the combined peakchaos.json and .html")
+        out_dir = Path(args.output)
+        runs = []
+        for path, doc in zip(inputs, docs):
+            for run in doc["runs"]:
+                run = dict(run)
+                run.setdefault("stack", doc.get("stack", "not recorded"))
+                run["source"] = {"file": str(path), "generated_at": doc.get("generated_at", "")}
+                runs.append(run)
+        document = new_document(runs)
+    json_out = out_dir / JSON_NAME
+    if len(docs) > 1 and any(json_out.resolve() == p.resolve() for p in inputs):
+        raise ValueError(f"report: {json_out} is one of the inputs; give another -o/--output DIR")
+    if len(docs) > 1:
+        write_json(document, json_out)
+        print(f"wrote {json_out} ({len(document['runs'])} runs from {len(inputs)} reports)")
+    html_out = write_html(document, out_dir / HTML_NAME)
+    print(f"wrote {html_out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peakchaos", description="Chaos tests for cloud services in front of legacy systems.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +241,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--toxiproxy-image", default="ghcr.io/shopify/toxiproxy:2.12.0")
     p.add_argument("--seconds", type=float, default=None)
     p.set_defaults(func=_cmd_up)
+    p = sub.add_parser("calibrate", help="build a profile from access logs (nginx/Apache combined, JSON lines; gzip ok)",
+                       description="Measure shopper behaviour in access logs and write it as a profile (docs/calibration.md).")
+    p.add_argument("logs", nargs="+", help="access log files, in time order (rotated logs oldest first)")
+    p.add_argument("-o", "--output", default=None, help="write the profile YAML here (default: print it)")
+    p.add_argument("--report", default=None, help="write the HTML calibration report here")
+    p.add_argument("--routes", default=None, help="route map YAML: routes: {\"GET /products/{sku}\": view_product, ...}")
+    p.add_argument("--format", default="auto", choices=("auto", "combined", "json"), help="log format (default: detected)")
+    p.add_argument("--session-field", default="sid", help="extra field or cookie naming the session (default sid)")
+    p.add_argument("--no-session-id", action="store_true", help="ignore session fields: sessions by client address + user agent")
+    p.add_argument("--field", action="append", default=[], metavar="NAME=KEY[,KEY]",
+                   help="JSON lines: which key holds time, method, path, request, status, client, agent, session, request_time")
+    p.add_argument("--timeout", default="30m", help="inactivity that ends a session (default 30m)")
+    p.add_argument("--time-is", default="end", choices=("end", "start"), help="a line's time is the request's end (nginx) or start (Apache %%t)")
+    p.add_argument("--max-states", type=int, default=40, help="most states; rarer path templates become 'other' (default 40)")
+    p.add_argument("--mixes", default=None, metavar="K|auto", help="also cluster sessions into K behaviour mixes (auto: chosen by held-out likelihood)")
+    p.add_argument("--name", default="calibrated", help="profile name")
+    p.add_argument("--exclude", default=None, help="regex of paths to drop (default: static assets)")
+    p.add_argument("--include-static", action="store_true", help="keep static assets (css, js, images, fonts)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reservoir samples and clustering")
+    p.set_defaults(func=_cmd_calibrate)
+    p = sub.add_parser("report", help="re-render the HTML of JSON reports; several are combined into one",
+                       description="peakchaos report reports/peakchaos.json [more.json ...] [-o DIR]")
+    p.add_argument("reports", nargs="+", help="peakchaos.json files")
+    p.add_argument("-o", "--output", default=None, help="output directory (default: the report's own; required to combine)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

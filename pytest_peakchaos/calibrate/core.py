@@ -197,9 +197,9 @@ def calibrate(
         if not Path(f).is_file():
             raise CalibrationError(f"{f}: no such log file")
     if not (timeout > 0) or math.isinf(timeout):
-        raise CalibrationError(f"timeout: expected a positive number of seconds, got {timeout!r}")
+        raise CalibrationError(f"timeout (--timeout): expected a positive duration, got {timeout!r}")
     if max_states < 1:
-        raise CalibrationError(f"max_states: expected >= 1, got {max_states!r}")
+        raise CalibrationError(f"max_states (--max-states): expected a number >= 1, got {max_states!r}")
     if mixes is not None and mixes != "auto" and not (isinstance(mixes, int) and mixes >= 1):
         raise CalibrationError(f"mixes: expected a number of groups >= 1 or 'auto', got {mixes!r}")
     rmap: RouteMap | None

@@ -15,15 +15,34 @@ from typing import Any
 
 from .core import Calibration
 
-__all__ = ["profile_document", "profile_yaml", "mix_documents"]
+__all__ = ["profile_document", "profile_yaml", "mix_documents", "EMIT_DRAWS"]
+
+#: The any-state profile format (the "behaviour" work) declares what a state draws
+#: (``draw: [sku]``); main's format before it rejects the key. Flip to True once that format is
+#: merged: a binding whose path uses ``{sku}``, ``{page}`` or ``{query}`` then declares the draw.
+EMIT_DRAWS = False
+_DRAWABLE = ("sku", "page", "query")
 
 
 def _secs(v: float) -> str:
     return f"{v:.6g}s"
 
 
-def profile_document(cal: Calibration, *, transitions: dict[str, dict[str, float]] | None = None, name: str | None = None) -> dict[str, Any]:
-    """The profile as a plain dict in the YAML profile format (docs/load.md)."""
+def _binding(method: str, path: str, draws: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"method": method, "path": path}
+    if draws:
+        used = [v for v in _DRAWABLE if "{" + v + "}" in path]
+        if used:
+            out["draw"] = used
+    return out
+
+
+def profile_document(
+    cal: Calibration, *, transitions: dict[str, dict[str, float]] | None = None, name: str | None = None, draws: bool | None = None
+) -> dict[str, Any]:
+    """The profile as a plain dict in the YAML profile format (docs/load.md). The only place that
+    decides the format."""
+    draws = EMIT_DRAWS if draws is None else draws
     think: dict[str, Any] = {}
     n_all = sum(f.n for f in cal.think.values())
     mean_all = sum(f.mean * f.n for f in cal.think.values()) / n_all if n_all else 7.0
@@ -51,7 +70,7 @@ def profile_document(cal: Calibration, *, transitions: dict[str, dict[str, float
             "think": think,
             "transitions": rows,
         },
-        "bindings": {s: {"method": m, "path": p} for s, (m, p) in cal.bindings.items()},
+        "bindings": {s: _binding(m, p, draws) for s, (m, p) in cal.bindings.items()},
         "sources": _sources(cal),
     }
     return doc

@@ -3,7 +3,8 @@
 The observations are gaps shorter than the session timeout (longer gaps end a session), so the
 likelihood is *truncated* at the timeout. A load generator or a UI that caps think times (TPC-W's
 70 s, the engine's ``max``) piles observations up at the cap: when at least 0.5 % of the samples
-(and 5) sit at the largest value, those are treated as *censored* at the cap (known to be >= it).
+(and 5) sit within 20 ms (or 2 %) of the largest value, the samples from there on are treated as
+*censored* at the cap (known to be >= it).
 The chosen distribution is given with the cap as its ``max``, as the profile's ``Dist`` clamps.
 """
 
@@ -84,12 +85,15 @@ def fit_think(sample: list[float], *, n: int, total: float, timeout: float, reso
         return ThinkFit(n, mean_obs, timeout, 0, None)
     x = np.maximum(x, resolution / 2)  # zero gaps (same millisecond) are below the clock's resolution
     top = float(x.max())
-    tol = max(0.005, 0.002 * top)  # clock resolution and a load generator's loop lag
-    at_top = x >= top - tol
+    # A cap shows as a point mass at the largest values: many samples within a window that a
+    # continuous tail fills with about window/mean of them. The window allows for a load
+    # generator's loop lag and a log's clock resolution; the cap is the cluster's 10th percentile.
+    window = max(0.02, 0.02 * top)
+    at_top = x >= top - window
     k = int(at_top.sum())
     if k >= 5 and k >= 0.005 * len(x) and top < timeout:
-        cap = float(np.median(x[at_top]))
-        cens = at_top
+        cap = float(np.percentile(x[at_top], 10))
+        cens = x >= cap
         trunc = math.inf
     else:
         cap = timeout

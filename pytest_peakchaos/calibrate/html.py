@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,10 @@ def _svg(fig: Figure) -> str:
     FigureCanvasSVG(fig)
     buf = io.StringIO()
     with __import__("matplotlib").rc_context({"svg.fonttype": "none", "svg.hashsalt": "peakchaos-calibrate", "font.family": "DejaVu Sans"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.find("<svg"):], flags=re.S)
+    return re.sub(r' xmlns:(?:dc|cc|rdf)="[^"]*"', "", text)
 
 
 def _heatmap(cal: Calibration) -> str:

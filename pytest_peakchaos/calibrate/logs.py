@@ -113,8 +113,10 @@ def open_log(path: str | os.PathLike[str]) -> IO[str]:
         raise CalibrationError(f"{p}: cannot open the log ({exc.strerror or exc})") from None
     magic = raw.read(2)
     raw.seek(0)
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw  # type: ignore[assignment]
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
+    if magic == b"\x1f\x8b":
+        raw.close()
+        return gzip.open(p, "rt", encoding="utf-8", errors="replace", newline=None)
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
 
 
 def detect_format(path: str | os.PathLike[str], sample: int = 50) -> str | None:

@@ -10,10 +10,10 @@ Edges of the log are handled so they bias nothing:
 
 * a session whose first request comes within ``timeout`` of the log's start may have begun
   before it: its ``entry`` transition is not counted (``edge_sessions_left``);
-* a request within ``timeout`` of the log's end has an undecided outcome (next request or exit):
-  its outgoing transition is not counted, whatever followed (counts are held per second for the
-  last ``timeout`` and dropped at the end). Dropping by time, not by outcome, keeps the rows
-  unbiased.
+* a request within ``timeout`` (plus the longest request seen, since lines are written when
+  requests end) of the log's end has an undecided outcome (next request or exit): its outgoing
+  transition is not counted, whatever followed (counts are held per second for that window and
+  dropped at the end). Dropping by time, not by outcome, keeps the rows unbiased.
 
 Memory: the open sessions (bounded by concurrent shoppers, not by the log), one reservoir of think
 times per state (``reservoir`` samples, seeded), per-second arrival counts (re-binned coarser past
@@ -114,6 +114,8 @@ class Sessioniser:
         self.t_first: float | None = None
         self.t_max = float("-inf")
         self.last_arrival = float("-inf")
+        self.next_house = float("-inf")
+        self.grace = 0.0  # the longest request seen (capped at the timeout)
         self.sessions = 0
         self.requests = 0
         self.edge_left = 0
@@ -150,8 +152,9 @@ class Sessioniser:
         c[(frm, to)] = c.get((frm, to), 0) + 1
 
     def _commit(self) -> None:
-        """Seconds older than the last ``timeout`` (+1 s) are decided: fold them into the totals."""
-        limit = int(self.t_max - self.timeout - 1.0)
+        """Seconds older than the last ``timeout`` (+ the longest request, + 1 s) are decided: fold
+        them into the totals."""
+        limit = int(self.t_max - self.timeout - self.grace - 1.0)
         if limit <= self.commit_upto:
             return
         pend = self.pending
@@ -207,7 +210,9 @@ class Sessioniser:
                 self.sample[j] = seq
 
     def _expire(self) -> None:
-        limit = self.t_max - self.timeout
+        # Lines come when requests *end*: a next request that started within the timeout may still
+        # be running, so a session ends only once the longest request seen has also passed.
+        limit = self.t_max - self.timeout - self.grace
         op = self.open
         for _ in range(len(op)):
             k = next(iter(op))
@@ -229,15 +234,16 @@ class Sessioniser:
         self.requests += 1
         self.visits[s] += 1
         start, end = hit.start, hit.end
+        if end - start > self.grace:
+            self.grace = min(end - start, self.timeout)
         if self.t_first is None:
             self.t_first = start
         if end > self.t_max:
-            if end > self.t_max + 1.0:
-                self.t_max = end
+            self.t_max = end
+            if end >= self.next_house:  # once per second of log time: end idle sessions, fold old counts
+                self.next_house = end + 1.0
                 self._expire()
                 self._commit()
-            else:
-                self.t_max = end
         if hit.session is not None and self.use_session_id:
             skey: object = hit.session
             self.with_sid += 1
@@ -280,13 +286,13 @@ class Sessioniser:
 
     def finish(self) -> Observed:
         """End of the log: requests in its last ``timeout`` have no decided outcome."""
+        limit = self.t_max - self.timeout - self.grace
         for sess in self.open.values():
-            if sess.last_end < self.t_max - self.timeout:
+            if sess.last_end < limit:
                 self._close(sess, exit_known=True)
             else:
                 self._close(sess, exit_known=False)
         self.open.clear()
-        limit = self.t_max - self.timeout
         c = self.committed
         for sec, d in self.pending.items():
             if sec + 1 <= limit:
