@@ -17,10 +17,9 @@ from .core import Calibration
 
 __all__ = ["profile_document", "profile_yaml", "mix_documents", "EMIT_DRAWS"]
 
-#: The any-state profile format (the "behaviour" work) declares what a state draws
-#: (``draw: [sku]``); main's format before it rejects the key. Flip to True once that format is
-#: merged: a binding whose path uses ``{sku}``, ``{page}`` or ``{query}`` then declares the draw.
-EMIT_DRAWS = False
+#: A binding whose path uses ``{sku}``, ``{page}`` or ``{query}`` declares the draw (``draw: [sku]``),
+#: as the profile format expects (docs/load.md); False writes bindings without it.
+EMIT_DRAWS = True
 _DRAWABLE = ("sku", "page", "query")
 
 

@@ -4,11 +4,9 @@ in-process HTTP target on 127.0.0.1 and writes an access log of what it sent
 >= 200 times within 0.03, chi-square not rejecting at p = 0.01), the think-time means (within 10 %)
 and the arrival rate (within 5 %), and the profile it writes loads and drives the engine again.
 
-The profile uses the built-in action names because main's profile model accepts only those
-(today); it avoids ``remove_from_cart``/``checkout``, whose probabilities the planner reshapes when
-the cart is empty, so the nominal matrix is the true one. To run it with states of their own once
-profiles accept any state names, change ``STATES``/``ROUTES`` below (the states are only ever
-named here); the pure-Python round trip with non-built-in states is tests/unit/test_calibrate_model.py.
+The known profile has states of its own (none of the reference shop's names), and none that
+removes from a cart, whose probability the planner reshapes when the cart is empty, so the nominal
+matrix is the true one. The pure-Python round trip is tests/unit/test_calibrate_model.py.
 """
 
 from __future__ import annotations
@@ -76,24 +74,26 @@ def server_url() -> Iterator[str]:
 
 # state -> (method, path template): the known model's routes (template variables of the engine)
 ROUTES = {
-    "home": ("GET", "/"),
-    "browse": ("GET", "/browse?page={page}"),
-    "search": ("GET", "/search?q={query}"),
-    "view_product": ("GET", "/products/{sku}"),
-    "add_to_cart": ("POST", "/carts/{cart_id}/items"),
+    "landing": ("GET", "/"),
+    "catalogue": ("GET", "/browse?page={page}"),
+    "find": ("GET", "/search?q={query}"),
+    "item": ("GET", "/products/{sku}"),
+    "basket_add": ("POST", "/carts/{cart_id}/items"),
 }
+#: what each state draws (the engine's template variables)
+DRAWS = {"catalogue": ("page",), "find": ("query",), "item": ("sku",), "basket_add": ("sku",)}
 MODEL = {
-    "entry": {"home": 0.5, "search": 0.3, "view_product": 0.2},
-    "home": {"browse": 0.35, "search": 0.3, "view_product": 0.25, "exit": 0.1},
-    "browse": {"view_product": 0.5, "browse": 0.2, "home": 0.2, "exit": 0.1},
-    "search": {"view_product": 0.5, "search": 0.3, "home": 0.1, "exit": 0.1},
-    "view_product": {"add_to_cart": 0.3, "search": 0.25, "browse": 0.15, "home": 0.2, "exit": 0.1},
-    "add_to_cart": {"view_product": 0.5, "home": 0.3, "exit": 0.2},
+    "entry": {"landing": 0.5, "find": 0.3, "item": 0.2},
+    "landing": {"catalogue": 0.35, "find": 0.3, "item": 0.25, "exit": 0.1},
+    "catalogue": {"item": 0.5, "catalogue": 0.2, "landing": 0.2, "exit": 0.1},
+    "find": {"item": 0.5, "find": 0.3, "landing": 0.1, "exit": 0.1},
+    "item": {"basket_add": 0.3, "find": 0.25, "catalogue": 0.15, "landing": 0.2, "exit": 0.1},
+    "basket_add": {"item": 0.5, "landing": 0.3, "exit": 0.2},
 }
 THINK = {
     "default": Dist.exponential(0.35, 1.0),
-    "view_product": Dist("lognormal", mean=0.3, sigma=0.6, high=1.2),
-    "add_to_cart": Dist.exponential(0.25, 0.4),  # capped hard: the cap is found and fitted as such
+    "item": Dist("lognormal", mean=0.3, sigma=0.6, high=1.2),
+    "basket_add": Dist.exponential(0.25, 0.4),  # capped hard: the cap is found and fitted as such
 }
 RATE = 200.0  # sessions/s
 DURATION = 20.0
@@ -107,7 +107,11 @@ def _profile() -> Profile:
         shape=Constant(DURATION, RATE),
         behaviour=Behaviour(transitions=MODEL, think=think, think_default=THINK["default"], think_scale=1.0, max_actions=400),
         patience=Patience(wait=Dist.constant(60.0), retry_probability=0.0, max_retries=0),
-        bindings={a: RequestBinding(m, p, json={"sku": "{sku}", "qty": 1} if m == "POST" else None) for a, (m, p) in ROUTES.items()},
+        bindings={
+            a: RequestBinding(m, p, json={"sku": "{sku}", "qty": 1} if m == "POST" else None, draw=DRAWS.get(a, ()),
+                              cart="add" if a == "basket_add" else None)
+            for a, (m, p) in ROUTES.items()
+        },
     )
 
 
@@ -161,11 +165,11 @@ def test_engine_round_trip_recovers_the_model(engine_log: tuple[Path, int, int],
     exact = compare_to_model(cal, sample, min_obs=200, abs_tol=0.02)
     print("vs the planned sample:", exact.describe())
     assert exact.ok, exact.describe()
-    assert cal.think["add_to_cart"].censored > 0 and cal.think["add_to_cart"].cap == pytest.approx(0.4, abs=0.02)
+    assert cal.think["basket_add"].censored > 0 and cal.think["basket_add"].cap == pytest.approx(0.4, abs=0.02)
     # the written profile is a profile: it loads and keeps the measured matrix
     out = write_outputs(cal, profile=tmp_path / "calibrated.yml", report=tmp_path / "calibration.html")
     again = load_profile(out["profile"])
     assert set(again.behaviour.reachable()) == set(ROUTES)
-    assert again.behaviour.transitions["view_product"]["add_to_cart"] == pytest.approx(0.3, abs=0.03)
+    assert again.behaviour.transitions["item"]["basket_add"] == pytest.approx(0.3, abs=0.03)
     assert again.shape.expected_sessions() == pytest.approx(cal.sessions, rel=0.02)
     assert "<svg" in out["report"].read_text()

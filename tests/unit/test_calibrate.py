@@ -204,7 +204,7 @@ def test_profile_yaml_has_the_measured_header_and_loads(tmp_path: Path, log: Pat
     doc = yaml.safe_load(text)
     assert doc["arrival"]["shape"] == "step"
     assert set(doc["behaviour"]["transitions"]) == {"entry", "home", "view_product"}
-    assert doc["bindings"]["view_product"] == {"method": "GET", "path": "/deal/{sku}"}
+    assert doc["bindings"]["view_product"] == {"method": "GET", "path": "/deal/{sku}", "draw": ["sku"]}
     assert "peakchaos calibrate:" in doc["sources"]["calibration"]
     from pytest_peakchaos.profiles import load_profile
 
@@ -294,11 +294,11 @@ def test_memory_is_bounded_by_concurrent_sessions_not_by_the_log(tmp_path: Path)
     assert obs.sessions > 8000 and not sess.open
 
 
-def test_any_state_format_declares_draws_when_asked(log: Path) -> None:
+def test_any_state_format_declares_draws(log: Path) -> None:
     from pytest_peakchaos.calibrate.emit import profile_document
 
     cal = calibrate(log, timeout=60, routes={"routes": {"GET /home/{n}": "home", "GET /deal/{sku}": "deal"}})
-    assert "draw" not in profile_document(cal)["bindings"]["deal"]  # main's format today
-    doc = profile_document(cal, draws=True)
+    assert "draw" not in profile_document(cal, draws=False)["bindings"]["deal"]
+    doc = profile_document(cal)
     assert doc["bindings"]["deal"] == {"method": "GET", "path": "/deal/{sku}", "draw": ["sku"]}
     assert "draw" not in doc["bindings"]["home"]
