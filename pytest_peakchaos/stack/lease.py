@@ -100,7 +100,7 @@ def _close(sock: Any) -> None:
 def lease_states(client: Any) -> dict[str, bool]:
     """``{run id: lease running}`` for every run that has a lease container."""
     found: dict[str, bool] = {}
-    for container in client.containers.list(all=True, filters={"label": f"{labels.ROLE}=lease"}):
+    for container in client.containers.list(all=True, filters={"label": f"{labels.ROLE}=lease"}, ignore_removed=True):
         run = (container.labels or {}).get(labels.RUN)
         if run:
             found[run] = found.get(run, False) or container.status in ("running", "created", "restarting")

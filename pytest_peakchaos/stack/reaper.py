@@ -128,7 +128,8 @@ def sweep(
     report = SweepReport()
     leases = lease_states(client)
     flt: dict[str, str | list[str] | bool] = {"label": labels.RUN}
-    for container in client.containers.list(all=True, filters=flt):
+    # ignore_removed: a container another run removes between the listing and its inspect is skipped
+    for container in client.containers.list(all=True, filters=flt, ignore_removed=True):
         lab = _labels_of(container)
         if among is not None and lab.get(labels.RUN) not in among:
             continue
