@@ -132,7 +132,7 @@ class Policy:
     #: amplification: calls reaching legacy per legacy-bound action, at most (retries, fan-out).
     amplification_max: float = 3.0
     #: a phase shorter than this (s) cannot serve as a baseline / recovery phase: checks needing
-    #: it are skipped.
+    #: it are not measured.
     min_phase_s: float = 3.0
     #: an action with fewer requests than this in a phase is judged only as part of its group.
     min_requests: int = 20

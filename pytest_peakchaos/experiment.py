@@ -441,7 +441,7 @@ class Experiment:
     * ``seed`` / ``scale``: defaults for ``run`` (``seed=None``: a fresh random seed per run);
     * ``on_progress``: gets a one-line status about once a second, from a helper thread;
     * ``legacy_counter``: callable reading what reached legacy (default: legacy's ``/stats``,
-      then Toxiproxy's byte metrics, else the amplification check is skipped);
+      then Toxiproxy's byte metrics, else the amplification check is not measured);
     * ``ledger``: callable returning the system of record's rows (default: ``stack.ledger()``);
     * ``policy``: the default thresholds (``run(checks=...)`` overrides per run).
     """
