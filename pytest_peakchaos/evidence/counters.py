@@ -52,7 +52,8 @@ def toxiproxy_bytes_counter(api_url: str, proxy: str) -> Counter:
     """Bytes cloud sent to legacy through Toxiproxy (``GET /metrics``, needs ``-proxy-metrics``).
 
     Bytes are not calls: the amplification check then compares bytes per legacy-bound action with
-    the baseline phase's. ``None`` when the server exposes no proxy metrics.
+    the baseline phase's. ``None`` when ``/metrics`` does not answer; 0 while the proxy has no
+    series yet (no byte crossed it so far).
     """
     metrics_url = api_url.rstrip("/") + "/metrics"
 
@@ -74,8 +75,11 @@ def toxiproxy_bytes_counter(api_url: str, proxy: str) -> Counter:
                     seen = True
                 except ValueError:
                     continue
+        source = f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}"
         if not seen:
-            return None
-        return CounterReading(total, "bytes", f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}")
+            # Toxiproxy shows a proxy's series only once bytes crossed it: an answering /metrics
+            # without it means 0 so far (peakchaos starts Toxiproxy with -proxy-metrics)
+            return CounterReading(0.0, "bytes", source + " (no series yet: 0, or Toxiproxy runs without -proxy-metrics)")
+        return CounterReading(total, "bytes", source)
 
     return read

@@ -40,6 +40,7 @@ from tests.unit.test_checks import build, evidence, healthy, mix, steady
 class ShopState:
     slow_s: float = 0.0  # added to legacy-bound answers while a toxic is on
     drop_every: int = 0  # lose every n-th order (a broken outbox)
+    metrics: str = ""  # the body of GET /metrics (Toxiproxy's Prometheus text)
     calls: dict[str, int] = field(default_factory=lambda: {"stock": 0, "orders_post": 0, "orders_get": 0})
     orders: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +71,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/stats":
             with st.lock:
                 self._send(200, {"requests": dict(st.calls)})
+            return
+        if self.path == "/metrics":
+            data = st.metrics.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         self._send(200, {"ok": True})
 
@@ -330,6 +338,16 @@ def test_legacy_stats_counter_reads_stock_and_orders(shop: FakeStack) -> None:
     assert reading is not None and reading.value == 9 and reading.unit == "calls"
     assert legacy_stats_counter("http://127.0.0.1:1")() is None
     assert toxiproxy_bytes_counter("http://127.0.0.1:1", "legacy")() is None
+    # Toxiproxy shows a proxy's series only after bytes crossed it: until then, 0
+    fresh = toxiproxy_bytes_counter(shop.url("toxiproxy"), "legacy")()
+    assert fresh is not None and fresh.value == 0 and fresh.unit == "bytes" and "no series yet" in fresh.source
+    shop.state.metrics = (
+        'toxiproxy_proxy_received_bytes_total{direction="upstream",listener="[::]:8666",proxy="legacy",upstream="legacy:9000"} 1234\n'
+        'toxiproxy_proxy_received_bytes_total{direction="downstream",listener="[::]:8666",proxy="legacy",upstream="legacy:9000"} 99999\n'
+        'toxiproxy_proxy_received_bytes_total{direction="upstream",listener="[::]:8667",proxy="other",upstream="x:1"} 5\n'
+    )
+    read = toxiproxy_bytes_counter(shop.url("toxiproxy"), "legacy")()
+    assert read is not None and read.value == 1234
 
 
 # ------------------------------------------------------------------------------------ verdict text
