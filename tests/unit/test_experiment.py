@@ -217,6 +217,8 @@ SMALL = {"min_phase_s": 1.0, "min_requests": 5}
         ({"duration": 10, "faults": [latency(ms=100, start=8, length=5)]}, "faults: fault #0 (latency 100ms downstream 8s→13s) ends at 13s"),
         ({"faults": ["latency"]}, "faults: faults[0] is not a fault"),
         ({"checks": {"speed": 1}}, "checks: unknown key 'speed'"),
+        ({"checks": {"enabled": ["isolation", "ledgr"]}}, "unknown check(s) 'ledgr'; valid values: baseline, isolation, fail_fast"),
+        ({"checks": {"strict": "no"}}, "checks: strict must be True or False"),
         ({"seed": "1"}, "seed: expected a whole number"),
         ({"scale": -1}, "scale: expected a finite number >= 0"),
         ({"max_requests": 0}, "max_requests: expected a whole number >= 1"),
