@@ -528,3 +528,12 @@ def test_junit_properties_name_not_measured_checks_and_the_hook_gets_the_result(
     d = dict(props)
     assert "recovery/recovery" in str(d["peakchaos_not_measured_checks"]).split(",")
     assert d["peakchaos_verdict"] == "not graceful" and d["peakchaos_passed"] is False
+
+
+def test_a_down_fault_lost_after_a_proxy_recreate_is_a_phase_problem() -> None:
+    from pytest_peakchaos import down
+
+    [w] = FaultSchedule([down(start=8, length=10)], 30).windows()
+    events = [LinkEvent(8.0, "apply", w.fault.describe(), "down"), LinkEvent(12.0, "error", "down", "re-apply", "timed out"),
+              LinkEvent(18.0, "revert", w.fault.describe(), "enable")]
+    assert "was lost at 12.0s (re-apply failed: timed out)" in realised_phases([w], events, 30).problems["fault"]
