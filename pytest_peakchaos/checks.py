@@ -634,7 +634,7 @@ def baseline(ev: Evidence, policy: Policy) -> list[CheckResult]:
                     "cloud does not reach legacy through the proxy: faults on this link cannot affect it"
                 )
                 return [CheckResult(name, base.name, False, expected, measured, "; ".join(lines) + f"; {ev.link_note}")]
-            link = f"; 0 bytes through the proxy in the baseline (served from a cache?), {int(later):,} later"
+            link = f"; 0 bytes booked in the baseline, {int(later):,} in the run (Toxiproxy books a connection's bytes when it closes)"
         else:
             link = f"; {int(crossed):,} bytes to legacy through the proxy"
     measured = f"{judged} actions healthy ({sum(ev.window(base, [a]).count for a in ev.load.actions):,} requests){link}"
