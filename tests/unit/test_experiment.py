@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -537,3 +538,25 @@ def test_a_down_fault_lost_after_a_proxy_recreate_is_a_phase_problem() -> None:
     events = [LinkEvent(8.0, "apply", w.fault.describe(), "down"), LinkEvent(12.0, "error", "down", "re-apply", "timed out"),
               LinkEvent(18.0, "revert", w.fault.describe(), "enable")]
     assert "was lost at 12.0s (re-apply failed: timed out)" in realised_phases([w], events, 30).problems["fault"]
+
+
+def test_no_bytes_through_the_proxy_fails_after_its_connections_were_closed_once(shop: FakeStack) -> None:
+    """The stub's Toxiproxy /metrics never shows a series for the proxy: after the run the proxy
+    is disabled/enabled once (Toxiproxy books bytes when connections close), still 0: the cloud
+    does not reach legacy through the proxy."""
+    toggles: list[bool] = []
+    shop.proxy.set_enabled = lambda enabled, timeout_s=None: toggles.append(enabled)  # type: ignore[method-assign]
+
+    class WithToxiproxy(FakeStack):
+        @property
+        def toxiproxy(self) -> Any:
+            return SimpleNamespace(api_url=self._url)
+
+    stack = WithToxiproxy(shop._url, shop.state)
+    stack.proxy = shop.proxy
+    stack.the_link = shop.the_link
+    result = Experiment(stack).run("normal", 3, [], seed=3, scale=0.4, checks=SMALL, settle="1s")  # type: ignore[arg-type]
+    assert toggles == [False, True]
+    assert any("closed the proxy's connections" in n for n in result.notes)
+    [row] = [c for c in result.checks if c.name == "baseline"]
+    assert not row.passed and "the cloud does not reach legacy through the proxy" in row.measured, result.summary()
