@@ -52,6 +52,8 @@ from pytest_peakchaos.checks import (
 )
 from pytest_peakchaos.evidence import (
     LEDGER_POLL_S,
+    BoundaryWatcher,
+    EngineProbe,
     BoundaryReadings,
     Sources,
     legacy_stats_counter,
@@ -342,99 +344,6 @@ class ExperimentResult:
 # --------------------------------------------------------------------------------------- experiment
 
 
-class _EngineProbe:
-    """Live counters of the running load engine, for the progress line (``run_load(on_live=...)``).
-
-    Multi-process runs hand out no live counters: the line then shows elapsed time and phase only.
-    """
-
-    def __init__(self) -> None:
-        self.totals_fn: Callable[[], tuple[int, int, int]] | None = None
-
-    def attach(self, totals: Callable[[], tuple[int, int, int]]) -> None:
-        self.totals_fn = totals
-
-    def totals(self) -> tuple[int, int, int] | None:
-        """(completed, ok, active sessions) so far, or None."""
-        if self.totals_fn is None:
-            return None
-        try:
-            return self.totals_fn()
-        except (TypeError, ValueError, RuntimeError):  # read from another thread mid-update
-            return None
-
-
-class _Watcher:
-    """Helper thread: evidence readings at phase boundaries and a progress line every second."""
-
-    TICK_S = 0.1
-
-    def __init__(
-        self,
-        t0: float,
-        duration_s: float,
-        boundaries: Sequence[float],
-        phases: Sequence[Phase],
-        readings: BoundaryReadings,
-        progress: ProgressFn | None,
-        probe: _EngineProbe,
-        hard_s: float,
-    ) -> None:
-        self.t0 = t0
-        self.duration_s = duration_s
-        self.pending = sorted(b for b in boundaries if 0 < b < duration_s)
-        self.phases = phases
-        self.readings = readings
-        self.progress = progress
-        self.probe = probe
-        self.hard_s = hard_s
-        self.stop_event = threading.Event()
-        self.progress_errors: list[str] = []
-        self._thread = threading.Thread(target=self._run, name="peakchaos-experiment-watch", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self._thread.join(5.0)
-
-    def _phase_at(self, t: float) -> str:
-        for p in self.phases:
-            if p.start <= t < p.end:
-                return p.name
-        return "draining" if t >= self.duration_s else self.phases[0].name
-
-    def _run(self) -> None:
-        last_done = 0
-        next_report = self.t0 + 1.0
-        for _ in range(int(self.hard_s / self.TICK_S) + 10):
-            if self.stop_event.wait(self.TICK_S):
-                return
-            now = time.monotonic()
-            elapsed = now - self.t0
-            while self.pending and elapsed >= self.pending[0]:
-                self.readings.read(self.pending.pop(0))
-            if self.progress is not None and now >= next_report:
-                next_report += 1.0
-                totals = self.probe.totals()
-                if totals is None:
-                    stats = "live numbers unavailable"
-                else:
-                    done, ok, active = totals
-                    errs = done - ok
-                    stats = f"{done - last_done:5d} req/s  errors {errs} ({100.0 * errs / done if done else 0.0:.1f}%)  sessions {active}"
-                    last_done = done
-                line = f"[{min(elapsed, self.duration_s):5.1f}s/{self.duration_s:g}s] {self._phase_at(elapsed):<9} {stats}"
-                try:
-                    self.progress(line)
-                except Exception as exc:  # noqa: BLE001 - a broken printer must not break the run
-                    self.progress_errors.append(f"{type(exc).__name__}: {exc}")
-                    self.progress = None
-            if elapsed > self.hard_s:
-                return
-
-
 class Experiment:
     """Runs chaos experiments against a running stack: ``Experiment(stack).run(...)``.
 
@@ -444,7 +353,7 @@ class Experiment:
     * ``seed`` / ``scale``: defaults for ``run`` (``seed=None``: a fresh random seed per run);
     * ``on_progress``: gets a one-line status about once a second, from a helper thread;
     * ``legacy_counter``: callable reading what reached legacy (default: legacy's ``/stats``,
-      then Toxiproxy's byte metrics, else the amplification check is skipped);
+      then Toxiproxy's byte metrics, else the amplification check is not measured);
     * ``ledger``: callable returning the system of record's rows (default: ``stack.ledger()``);
     * ``policy``: the default thresholds (``run(checks=...)`` overrides per run).
     """
@@ -535,6 +444,30 @@ class Experiment:
         problems.append(link_note)
         return Sources(None, None, None, "no legacy call counter: " + "; ".join(problems) + "; pass legacy_counter=...", link_note)
 
+    def _flush_link_counter(self, sources: Sources, readings: BoundaryReadings) -> str:
+        """Toxiproxy adds a connection's bytes to its counter when the connection closes, so a
+        cloud with a keep-alive pool shows 0 bytes however much it sent. When the link counter
+        has not grown, the proxy is disabled and enabled once (after the run and the ledger:
+        nothing is measured any more), which closes its connections and books their bytes."""
+        if sources.link is None or self.spec_link is None:
+            return ""
+        first = readings.get("link", 0.0)
+        try:
+            now = sources.link()
+        except Exception:  # noqa: BLE001 - the end-of-run reading reports it
+            return ""
+        if first is None or now is None or now.value > first.value:
+            return ""
+        link = self.link
+        if link is None:
+            return ""
+        try:
+            link.proxy.set_enabled(False, timeout_s=link.revert_timeout_s)
+            link.proxy.set_enabled(True, timeout_s=link.revert_timeout_s)
+        except Exception as exc:  # noqa: BLE001
+            return f"could not close the link's connections to count their bytes: {type(exc).__name__}: {exc}"
+        return "the link counter had not grown: closed the proxy's connections after the run to count their bytes"
+
     def _ledger_reader(self) -> tuple[LedgerReader | None, str]:
         if self._ledger is not None:
             return self._ledger, ""
@@ -621,7 +554,7 @@ class Experiment:
         wall0 = time.monotonic()
         readings = BoundaryReadings(sources.named())
         readings.read(0.0)  # before the load: the first phase starts here
-        probe = _EngineProbe()
+        probe = EngineProbe()
         stop_faults = threading.Event()
         state: dict[str, Any] = {}
         events_from = len(link.events) if link is not None else 0
@@ -630,7 +563,7 @@ class Experiment:
             state["t0"] = t0
             if link is not None and fault_list:
                 state["runner"] = link.run_schedule(schedule, t0, stop_faults)
-            watcher = _Watcher(t0, duration_s, boundaries, phases, readings, self.on_progress, probe, duration_s + timeout_s + 60.0)
+            watcher = BoundaryWatcher(t0, duration_s, boundaries, phases, readings, self.on_progress, probe, duration_s + timeout_s + 60.0)
             state["watcher"] = watcher
             watcher.start()
 
@@ -676,6 +609,9 @@ class Experiment:
         if reader is not None:
             rec, ledger_error = settle_and_reconcile(reader, acked, prefix=f"pc-{load.run_id}-", settle_s=settle_s)
         end_t = math.inf  # key of the reading after the outbox settled
+        flush_note = self._flush_link_counter(sources, readings)
+        if flush_note:
+            notes.append(flush_note)
         readings.read(end_t)
         events = link.events[events_from:] if link is not None else []
         real = realised_phases(windows, events, duration_s) if fault_list else None

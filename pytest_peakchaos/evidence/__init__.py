@@ -13,7 +13,8 @@ reads at every phase boundary:
 
 Besides counters: :mod:`.ledger` polls the system of record until it settles (reader contract
 ``Callable[[], list[dict]]``), :mod:`.faults` turns the link's apply/revert events into the
-phases that really happened.
+phases that really happened, and :mod:`.watch` is the helper thread reading sources at the
+boundaries while the load runs (and printing the progress line).
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from .boundaries import BoundaryReadings, Source, Sources, phase_deltas
 from .counters import legacy_stats_counter, toxiproxy_bytes_counter
 from .faults import RealisedPhases, realised_phases
 from .ledger import LEDGER_POLL_S, LedgerReader, settle_and_reconcile
+from .watch import BoundaryWatcher, EngineProbe
 
 __all__ = [
     "LEDGER_POLL_S",
     "BoundaryReadings",
+    "BoundaryWatcher",
+    "EngineProbe",
     "LedgerReader",
     "RealisedPhases",
     "Source",

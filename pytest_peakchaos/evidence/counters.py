@@ -52,9 +52,10 @@ def toxiproxy_bytes_counter(api_url: str, proxy: str, *, metrics_on: bool = Fals
     """Bytes cloud sent to legacy through Toxiproxy (``GET /metrics``, needs ``-proxy-metrics``).
 
     Bytes are not calls: the amplification check then compares bytes per legacy-bound action with
-    the baseline phase's. ``None`` when the server exposes no proxy metrics. Toxiproxy lists a
-    proxy's counters only once a connection went through it, so with ``metrics_on`` (the stack
-    started Toxiproxy with ``-proxy-metrics`` itself) an answer without the proxy's line reads 0.
+    the baseline phase's. ``None`` when ``/metrics`` does not answer. Toxiproxy shows a proxy's
+    series only once bytes crossed it, so with ``metrics_on`` (the stack started Toxiproxy with
+    ``-proxy-metrics`` itself) an answer without the series reads 0 so far; without ``metrics_on``
+    it is ``None`` (a Toxiproxy run by someone else may have the metrics off).
     """
     metrics_url = api_url.rstrip("/") + "/metrics"
 
@@ -76,8 +77,11 @@ def toxiproxy_bytes_counter(api_url: str, proxy: str, *, metrics_on: bool = Fals
                     seen = True
                 except ValueError:
                     continue
-        if not seen and not metrics_on:
-            return None
-        return CounterReading(total, "bytes", f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}")
+        source = f"Toxiproxy {metrics_url} upstream bytes of proxy {proxy!r}"
+        if not seen:
+            if not metrics_on:
+                return None
+            return CounterReading(0.0, "bytes", source + " (no series yet: 0 so far)")
+        return CounterReading(total, "bytes", source)
 
     return read

@@ -71,7 +71,9 @@ def realised_phases(windows: Sequence[FaultWindow], events: Iterable[Any], durat
         t_apply = applied[1][0]
         reverted = take("revert", t_apply)
         end = reverted[1][0] if reverted else None
-        lost = [e for i, e in enumerate(evs) if i not in used and e[1] == "error" and e[3] == "re-apply" and e[2] == desc
+        # the link names a failed re-enable after a proxy recreate just "down"
+        names = {desc, "down"} if w.fault.kind == "down" else {desc}
+        lost = [e for i, e in enumerate(evs) if i not in used and e[1] == "error" and e[3] == "re-apply" and e[2] in names
                 and e[0] >= t_apply and (end is None or e[0] <= end)]
         if lost:
             fault_problems.append(f"{desc} was lost at {lost[0][0]:.1f}s (re-apply failed: {lost[0][4]})")

@@ -231,6 +231,8 @@ class ExternalStack(Stack):
 
         self.spec = spec  # type: ignore[assignment]  # duck-typed like a compose StackSpec
         self.run_id = run_id or spec.shared_run_id or new_run_id()
+        #: the Toxiproxy is peakchaos's own (xdist shared mode), so it runs with -proxy-metrics
+        self.proxy_metrics = spec.shared_run_id is not None
         self._log = log or (lambda msg: None)
         self._toxiproxy: ToxiproxyClient | None = None
         self.started = False

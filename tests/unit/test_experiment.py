@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +41,7 @@ from tests.unit.test_checks import build, evidence, healthy, mix, steady
 class ShopState:
     slow_s: float = 0.0  # added to legacy-bound answers while a toxic is on
     drop_every: int = 0  # lose every n-th order (a broken outbox)
+    metrics: str = ""  # the body of GET /metrics (Toxiproxy's Prometheus text)
     calls: dict[str, int] = field(default_factory=lambda: {"stock": 0, "orders_post": 0, "orders_get": 0})
     orders: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/stats":
             with st.lock:
                 self._send(200, {"requests": dict(st.calls)})
+            return
+        if self.path == "/metrics":
+            data = st.metrics.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
             return
         self._send(200, {"ok": True})
 
@@ -212,6 +221,8 @@ SMALL = {"min_phase_s": 1.0, "min_requests": 5}
         ({"duration": 10, "faults": [latency(ms=100, start=8, length=5)]}, "faults: fault #0 (latency 100ms downstream 8s→13s) ends at 13s"),
         ({"faults": ["latency"]}, "faults: faults[0] is not a fault"),
         ({"checks": {"speed": 1}}, "checks: unknown key 'speed'"),
+        ({"checks": {"enabled": ["isolation", "ledgr"]}}, "unknown check(s) 'ledgr'; valid values: baseline, isolation, fail_fast"),
+        ({"checks": {"strict": "no"}}, "checks: strict must be True or False"),
         ({"seed": "1"}, "seed: expected a whole number"),
         ({"scale": -1}, "scale: expected a finite number >= 0"),
         ({"max_requests": 0}, "max_requests: expected a whole number >= 1"),
@@ -333,6 +344,16 @@ def test_legacy_stats_counter_reads_stock_and_orders(shop: FakeStack) -> None:
     assert reading is not None and reading.value == 9 and reading.unit == "calls"
     assert legacy_stats_counter("http://127.0.0.1:1")() is None
     assert toxiproxy_bytes_counter("http://127.0.0.1:1", "legacy")() is None
+    # Toxiproxy shows a proxy's series only after bytes crossed it: until then, 0
+    fresh = toxiproxy_bytes_counter(shop.url("toxiproxy"), "legacy")()
+    assert fresh is not None and fresh.value == 0 and fresh.unit == "bytes" and "no series yet" in fresh.source
+    shop.state.metrics = (
+        'toxiproxy_proxy_received_bytes_total{direction="upstream",listener="[::]:8666",proxy="legacy",upstream="legacy:9000"} 1234\n'
+        'toxiproxy_proxy_received_bytes_total{direction="downstream",listener="[::]:8666",proxy="legacy",upstream="legacy:9000"} 99999\n'
+        'toxiproxy_proxy_received_bytes_total{direction="upstream",listener="[::]:8667",proxy="other",upstream="x:1"} 5\n'
+    )
+    read = toxiproxy_bytes_counter(shop.url("toxiproxy"), "legacy")()
+    assert read is not None and read.value == 1234
 
 
 # ------------------------------------------------------------------------------------ verdict text
@@ -510,3 +531,34 @@ def test_junit_properties_name_not_measured_checks_and_the_hook_gets_the_result(
     d = dict(props)
     assert "recovery/recovery" in str(d["peakchaos_not_measured_checks"]).split(",")
     assert d["peakchaos_verdict"] == "not graceful" and d["peakchaos_passed"] is False
+
+
+def test_a_down_fault_lost_after_a_proxy_recreate_is_a_phase_problem() -> None:
+    from pytest_peakchaos import down
+
+    [w] = FaultSchedule([down(start=8, length=10)], 30).windows()
+    events = [LinkEvent(8.0, "apply", w.fault.describe(), "down"), LinkEvent(12.0, "error", "down", "re-apply", "timed out"),
+              LinkEvent(18.0, "revert", w.fault.describe(), "enable")]
+    assert "was lost at 12.0s (re-apply failed: timed out)" in realised_phases([w], events, 30).problems["fault"]
+
+
+def test_no_bytes_through_the_proxy_fails_after_its_connections_were_closed_once(shop: FakeStack) -> None:
+    """The stub's Toxiproxy /metrics never shows a series for the proxy: after the run the proxy
+    is disabled/enabled once (Toxiproxy books bytes when connections close), still 0: the cloud
+    does not reach legacy through the proxy."""
+    toggles: list[bool] = []
+    shop.proxy.set_enabled = lambda enabled, timeout_s=None: toggles.append(enabled)  # type: ignore[method-assign]
+
+    class WithToxiproxy(FakeStack):
+        @property
+        def toxiproxy(self) -> Any:
+            return SimpleNamespace(api_url=self._url)
+
+    stack = WithToxiproxy(shop._url, shop.state)
+    stack.proxy = shop.proxy
+    stack.the_link = shop.the_link
+    result = Experiment(stack).run("normal", 3, [], seed=3, scale=0.4, checks=SMALL, settle="1s")  # type: ignore[arg-type]
+    assert toggles == [False, True]
+    assert any("closed the proxy's connections" in n for n in result.notes)
+    [row] = [c for c in result.checks if c.name == "baseline"]
+    assert not row.passed and "the cloud does not reach legacy through the proxy" in row.measured, result.summary()
