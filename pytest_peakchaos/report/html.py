@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .jsonreport import atomic_write_text
+from .proof import proof_section
 from .schema import SCHEMA_ID, ensure_valid
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -653,6 +654,7 @@ def render_html(document: Mapping[str, Any]) -> str:
     else:
         body.append('<section class="card"><p>No experiments ran.</p></section>')
     body.extend(_run_section(i, run, colours, with_plots) for i, run in enumerate(runs, 1))
+    body.append(proof_section(document))
     body.append(f"<footer>schema {_e(SCHEMA_ID)} · the same data is in peakchaos.json</footer>")
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
