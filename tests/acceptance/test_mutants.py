@@ -45,7 +45,7 @@ RATE = 6.0
 SEED = 20261201
 #: the ledger is read until every acknowledged order is there, at most this long (the outbox drains
 #: once the breaker closes again: 3 s after its last failed trial, then every 0.5 s; on a crowded
-#: machine the resilient shop took longer than 12 s in 3 of 6 runs). Ends early once settled.
+#: machine the resilient shop needed more than 12 s in several runs). Ends early once settled.
 SETTLE = "20s"
 
 
