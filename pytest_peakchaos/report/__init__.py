@@ -21,6 +21,7 @@ from typing import Any
 
 from .html import render_html, write_html
 from .jsonreport import atomic_write_text, load_json, write_json
+from .proof import attach_proof
 from .schema import SCHEMA, SCHEMA_ID, ReportSchemaError, ensure_valid, upgrade, validate, validate_run
 from .terminal import summary_lines
 
@@ -70,6 +71,7 @@ def write_reports(document: Mapping[str, Any], directory: str | os.PathLike[str]
     ensure_valid(document, "peakchaos report")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
+    document = attach_proof(document, folder)  # the mutant matrix's verdict-proof.json, when it ran
     html_text = render_html(document)  # draw before writing anything: a plot error leaves no half report
     json_path = write_json(document, folder / JSON_NAME)
     html_path = folder / HTML_NAME

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .jsonreport import atomic_write_text
+from .proof import proof_section
 from .schema import SCHEMA_ID, ensure_valid, upgrade
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -671,6 +672,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
     body.append(headroom_html(document, _draw if with_plots else None))
     body.extend(_run_section(i, run, colours, with_plots) for i, run in enumerate(runs, 1))
+    body.append(proof_section(document))
     body.append(f"<footer>schema {_e(SCHEMA_ID)} · the same data is in peakchaos.json</footer>")
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -51,3 +51,15 @@ def test_bad_rows_and_files_name_the_problem(tmp_path: Path) -> None:
     (tmp_path / PROOF_NAME).write_text('{"schema": "other"}')
     with pytest.raises(ValueError, match="peakchaos-proof/1"):
         load_proof(tmp_path)
+
+
+def test_write_reports_puts_the_proof_into_the_html_and_json(tmp_path: Path) -> None:
+    from pytest_peakchaos.report import new_document, write_reports
+
+    write_proof(ROWS, tmp_path)
+    paths = write_reports(new_document([]), tmp_path)
+    page = paths["html"].read_text()
+    assert 'id="verdict-proof"' in page and "<code>no_timeout</code>" in page
+    assert page.index('id="verdict-proof"') < page.index("<footer>")
+    assert json.loads(paths["json"].read_text())["verdict_proof"]["rows"][1][0] == "cart_loss"
+    assert 'id="verdict-proof"' not in write_reports(new_document([]), tmp_path / "other")["html"].read_text()
