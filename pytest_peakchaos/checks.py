@@ -384,6 +384,22 @@ class CheckResult:
         }
 
 
+#: separators after which a ledger key that extends an acknowledged one (``<key>.r2``, ``<key>:retry``)
+#: is the same order placed again under a re-minted key (not ``-`` or ``_``: they occur inside keys)
+_REKEY_SEPARATORS = ".:#/"
+
+
+def _order_of(key: str, acked: set[str]) -> str:
+    """The acknowledged order a ledger key belongs to: itself, or the acknowledged key it extends
+    after a separator (a redelivery under a fresh key is the same order twice); else the key."""
+    if key in acked:
+        return key
+    for i in range(len(key) - 1, 0, -1):
+        if key[i] in _REKEY_SEPARATORS and key[:i] in acked:
+            return key[:i]
+    return key
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """Acknowledged orders against the system of record, after the outbox had time to drain."""
@@ -414,12 +430,14 @@ class Reconciliation:
 
         Duplicates are counted over acknowledged keys and over every key ``also(key)`` accepts
         (the run's own keys that were never acknowledged must not be in the ledger twice either).
+        A ledger key that extends an acknowledged one after a separator (``<key>.r2``: a redelivery
+        under a re-minted key) counts as that order again.
         """
         acked = list(dict.fromkeys(k for k in acknowledged if k))
+        acked_set = set(acked)
         counts: dict[str, int] = {}
         for key in ledger_keys:
-            counts[key] = counts.get(key, 0) + 1
-        acked_set = set(acked)
+            counts[_order_of(key, acked_set)] = counts.get(_order_of(key, acked_set), 0) + 1
         missing = [k for k in acked if counts.get(k, 0) == 0]
         dup = sorted(k for k, n in counts.items() if n > 1 and (k in acked_set or (also is not None and also(k))))
         return cls(

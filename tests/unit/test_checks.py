@@ -650,3 +650,17 @@ def test_old_check_names_are_deprecated_aliases() -> None:
     assert not p.is_enabled("ledger")
     with pytest.warns(DeprecationWarning, match="'bounded_amplification' is now called 'amplification'"):
         assert Policy(enabled=("bounded_amplification",)).enabled == ("amplification",)
+
+
+def test_an_order_redelivered_under_a_re_minted_key_counts_twice() -> None:
+    """``<key>.r2`` in the ledger next to ``<key>`` is the same order placed again (a retry that
+    dropped the shopper's idempotency key); alone it is that order, found once."""
+    from pytest_peakchaos.checks import Reconciliation
+
+    rec = Reconciliation.reconcile(
+        ["pc-x-1-0", "pc-x-2-0", "pc-x-3-0"],
+        ["pc-x-1-0", "pc-x-1-0.r2", "pc-x-2-0.d7", "pc-x-3-0", "pc-x-3-00"],
+        also=lambda k: k.startswith("pc-x-"),
+    )
+    assert (rec.found, rec.missing, rec.duplicated) == (3, 0, 1)
+    assert rec.duplicated_keys == ("pc-x-1-0",)
