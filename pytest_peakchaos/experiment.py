@@ -152,6 +152,14 @@ class ExperimentResult:
         return all(c.passed for c in self.checks)
 
     @property
+    def verdict(self) -> str:
+        """``graceful``; ``not measured`` when nothing failed but some rows could not be measured
+        (a strict policy does not pass them: e.g. a saturated load generator); else ``not graceful``."""
+        if self.passed:
+            return "graceful"
+        return "not graceful" if any(c.outcome == "fail" for c in self.checks) else "not measured"
+
+    @property
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.passed]
 
@@ -272,6 +280,7 @@ class ExperimentResult:
             "scale": float(self.scale),
             "duration_s": float(self.duration_s),
             "passed": self.passed,
+            "verdict": self.verdict,
             "strict": self.policy.strict,
             "not_measured": sum(1 for c in self.checks if c.skipped),
             "warning": self.warning,

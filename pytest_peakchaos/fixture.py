@@ -140,7 +140,7 @@ class Chaos:
             self._record(f"{prefix}_failed_checks", ",".join(failed))
             unmeasured = [c.name + "/" + c.phase for c in result.checks if c.skipped]
             self._record(f"{prefix}_not_measured_checks", ",".join(unmeasured))
-            self._record(f"{prefix}_verdict", "graceful" if result.passed else "not graceful")
+            self._record(f"{prefix}_verdict", result.verdict)
         if self._finished is not None:
             self._finished(result)
         return result

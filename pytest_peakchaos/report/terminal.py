@@ -61,7 +61,10 @@ def summary_lines(run: Run, *, top: int = 5, width: int = 44) -> list[str]:
     ``top`` limits the actions shown (busiest first, legacy-bound actions always included);
     ``width`` caps the expected/measured columns.
     """
-    verdict = "graceful" if run.get("passed") else "NOT graceful"  # not pytest's PASSED/FAILED: a verdict, not a test outcome
+    # not pytest's PASSED/FAILED: a verdict, not a test outcome
+    verdict = {"graceful": "graceful", "not measured": "NOT MEASURED"}.get(
+        str(run.get("verdict") or ("graceful" if run.get("passed") else "")), "NOT graceful"
+    )
     lines = [
         f"{verdict} {run['test']}  {run['profile']} seed={run['seed']} scale={float(run['scale']):g} {_secs(run['duration_s'])}"
     ]

@@ -63,7 +63,7 @@ def test_keep_leaves_the_stack_up_and_prune_removes_it(pytester: pytest.Pytester
         result.stdout.fnmatch_lines([f"*peakchaos stack {run_id}*", "*front:8000 -> http://127.0.0.1:*",
                                      f"*remove with: peakchaos prune --run {run_id}*"])
         kept = resources(docker_engine, run_id)
-        assert len(kept["containers"]) == 3 and kept["networks"], kept
+        assert len(kept["containers"]) == 4 and kept["networks"], kept  # front, backend, toxiproxy, the run's lease
         for c in docker_engine.containers.list(filters={"label": f"{labels.RUN}={run_id}"}):
             assert c.labels[labels.KEEP] == "1"
         # an ordinary sweep spares kept runs even though their owner process is gone

@@ -72,9 +72,9 @@ def tiny_compose(base: str = BASE) -> str:
 def resources(client: Any, run_id: str) -> dict[str, list[str]]:
     flt = {"label": f"{labels.RUN}={run_id}"}
     return {
-        "containers": [c.name for c in client.containers.list(all=True, filters=flt)],
-        "networks": [n.name for n in client.networks.list(filters=flt)],
-        "volumes": [v.name for v in client.volumes.list(filters=flt)],
+        "containers": sorted(c.name for c in client.containers.list(all=True, filters=flt)),
+        "networks": sorted(n.name for n in client.networks.list(filters=flt)),
+        "volumes": sorted(v.name for v in client.volumes.list(filters=flt)),
     }
 
 

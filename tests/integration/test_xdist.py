@@ -28,7 +28,7 @@ import pytest
 from pytest_peakchaos import latency
 
 @pytest.mark.parametrize("i", range({n}))
-def test_chaos(peakchaos, peakchaos_stack, i):
+def test_chaos(peakchaos, peakchaos_stack, legacy_link, i):  # legacy_link: the link's lock for the whole test
     t0 = time.time()
     r = peakchaos.run(profile="normal", duration="3s", scale=0.3, faults=[latency(ms=50, start="1s", length="1s")])
     t1 = time.time()
