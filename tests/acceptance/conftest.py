@@ -48,18 +48,24 @@ def _get_json(url: str) -> Any:
 
 
 def wait_quiet(stack: Stack, timeout_s: float = 30.0) -> None:
-    """Wait (bounded) until the cloud has no request in flight or queued: a previous overload's
-    backlog must not leak into the next scenario's baseline."""
-    url = stack.url("cloud") + "/stats"
+    """Wait (bounded) until neither the cloud nor legacy has a request in flight or queued, twice
+    in a row: a previous overload's backlog (the naive shop's above all) must not leak into the
+    next scenario's baseline."""
+    urls = [stack.url("cloud") + "/stats"]
+    try:
+        urls.append(stack.url("legacy") + "/stats")
+    except Exception:  # noqa: BLE001 - a stack whose legacy publishes no port: the cloud alone
+        pass
     deadline = time.monotonic() + timeout_s
+    calm = 0
     for _ in range(int(timeout_s / 0.25) + 1):
         try:
-            stats = _get_json(url)
-            if int(stats.get("in_flight", 0)) <= 1 and int(stats.get("queued", 0)) == 0:
-                return
+            stats = [_get_json(u) for u in urls]
+            quiet = all(int(s.get("in_flight", 0)) <= 1 and int(s.get("queued", 0)) == 0 for s in stats)
         except (OSError, ValueError, urllib.error.URLError):
-            pass
-        if time.monotonic() > deadline:
+            quiet = False
+        calm = calm + 1 if quiet else 0
+        if calm >= 2 or time.monotonic() > deadline:
             return
         time.sleep(0.25)
 
