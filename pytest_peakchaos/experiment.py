@@ -145,6 +145,8 @@ class ExperimentResult:
     wall_s: float = 0.0
     fault_errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the stack it ran against: {"file", "project", "run_id", "backend"} (``peakchaos report`` shows it)
+    stack: dict[str, str] = field(default_factory=dict)
 
     # -- verdict ------------------------------------------------------------------------------
     @property
@@ -275,6 +277,7 @@ class ExperimentResult:
         sessions = load.sessions
         return {
             "test": self.name if test is None else test,
+            "stack": dict(self.stack),
             "seed": self.seed,
             "profile": self.profile,
             "scale": float(self.scale),
@@ -686,7 +689,19 @@ class Experiment:
             wall_s=time.monotonic() - wall0,
             fault_errors=fault_errors,
             notes=notes,
+            stack=_stack_info(self.stack),
         )
+
+
+def _stack_info(stack: Any) -> dict[str, str]:
+    spec = getattr(stack, "spec", None)
+    info = {
+        "file": str(getattr(spec, "path", "") or ""),
+        "project": str(getattr(spec, "project", "") or ""),
+        "run_id": str(getattr(stack, "run_id", "") or ""),
+        "backend": str(getattr(spec, "backend", "docker")),
+    }
+    return {k: v for k, v in info.items() if v}
 
 
 def _amplification(

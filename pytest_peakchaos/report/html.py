@@ -601,6 +601,14 @@ def _run_section(index: int, run: Run, colours: Mapping[str, str], with_plots: b
         ("profile", _e(run["profile"])), ("seed", _e(run["seed"])), ("scale", _scale(run)),
         ("duration", f"{_secs(run['duration_s'])} s"), ("requests", _num(run["requests"])), ("phases", _phases_text(run)),
     ]
+    stack = run.get("stack")
+    if stack:
+        if isinstance(stack, Mapping):
+            where = stack.get("file") or stack.get("project") or "?"
+            extra = ", ".join(str(stack[k]) for k in ("backend", "run_id") if stack.get(k))
+            meta.append(("stack", _e(f"{where} ({extra})" if extra else where)))
+        else:
+            meta.append(("stack", _e(str(stack))))
     meta_html = "".join(f"<div>{k} <b>{v}</b></div>" for k, v in meta)
     failure = f'<pre class="failure">{_e(run["failure"])}</pre>' if run["failure"] else ""
     if run.get("warning"):

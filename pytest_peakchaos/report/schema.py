@@ -94,6 +94,8 @@ SCHEMA: JSONDict = {
                 "scale": _num("multiplier of session arrival rates", minimum=0),
                 "duration_s": _num("length of the load, seconds", minimum=0),
                 "passed": {"type": "boolean", "description": "did every graceful-degradation check pass"},
+                "stack": {"type": ["object", "string"],
+                          "description": "the stack the run ran against: file, project, run_id, backend ('not recorded' in older reports)"},
                 "verdict": {"enum": ["graceful", "not graceful", "not measured"],
                             "description": "not measured: nothing failed, but rows could not be measured (strict)"},
                 "strict": {"type": "boolean", "description": "whether a not-measured row failed the run"},
@@ -205,6 +207,7 @@ SCHEMA: JSONDict = {
 }
 # ``verdict`` came within peakchaos/2: documents written before it (and upgraded /1 ones) omit it
 SCHEMA["$defs"]["run"]["required"].remove("verdict")
+SCHEMA["$defs"]["run"]["required"].remove("stack")
 
 _TYPE_NAMES = {
     "object": "object",

@@ -291,7 +291,7 @@ def test_run_dict_follows_the_report_schema(shop: FakeStack) -> None:
     assert json.loads(json.dumps(d)) == d
     assert d["test"] == "tests/test_x.py::test_y" and d["seed"] == 9 and d["passed"] is result.passed
     assert set(d) == {
-        "test", "seed", "profile", "scale", "duration_s", "passed", "verdict", "strict", "not_measured", "warning", "phases", "faults", "fault_events", "sessions",
+        "test", "stack", "seed", "profile", "scale", "duration_s", "passed", "verdict", "strict", "not_measured", "warning", "phases", "faults", "fault_events", "sessions",
         "requests", "legacy_calls_per_session", "legacy_actions", "actions", "series", "checks", "ledger", "legacy", "failure",
     }
     [f] = d["faults"]
