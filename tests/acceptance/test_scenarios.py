@@ -62,11 +62,11 @@ def test_b_naive_cloud_fails_and_names_the_cascade(naive_stack: Stack, experimen
     assert f"replay: seed={result.seed} profile=double11 scale=0.75" in text
 
 
-def test_c_the_double11_lesson_same_arrival_rate_different_shoppers(naive_stack: Stack, experiment: RunFn) -> None:
+def test_c_the_double11_lesson_same_arrival_rate_different_shoppers(fresh_naive_stack: Stack, experiment: RunFn) -> None:
     runs = {}
     for name in ("normal", "double11"):
         profile = load_profile(name).with_shape(Constant(duration=C_DURATION, rate_per_s=C_RATE))
-        runs[name] = experiment(naive_stack, profile=profile, duration=C_DURATION, legacy_actions=NAIVE_LEGACY_ACTIONS)
+        runs[name] = experiment(fresh_naive_stack, profile=profile, duration=C_DURATION, legacy_actions=NAIVE_LEGACY_ACTIONS)
     normal, d11 = runs["normal"], runs["double11"]
     print(
         f"legacy calls per session at {C_RATE:g} sessions/s: normal {normal.legacy_calls_per_session:.2f}, "
@@ -76,7 +76,10 @@ def test_c_the_double11_lesson_same_arrival_rate_different_shoppers(naive_stack:
     with pytest.raises(GracefulDegradationError) as info:
         d11.assert_graceful()
     failed = {c.name for c in d11.failures}
-    assert failed & {"fail_fast", "isolation"}, str(info.value)
+    # no fault: double11's shoppers alone overload legacy from the first seconds, so the baseline
+    # gate reports a system that does not work at this rate (or, when it holds out for a while,
+    # isolation / fail_fast catch the cascade)
+    assert failed & {"baseline", "fail_fast", "isolation"}, str(info.value)
     # double11 shoppers hit legacy more per session, even though the overload makes many of
     # them give up early (abandoned sessions make fewer calls): 3.8-5.7 vs 2.1-2.4 measured
     assert d11.legacy_calls_per_session > normal.legacy_calls_per_session
