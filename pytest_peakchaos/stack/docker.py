@@ -459,7 +459,9 @@ class DockerStack(Stack):
         names = [TOXIPROXY_ALIAS] + [n for link in self.spec.links for n in link.names]
         self._run_container(
             "toxiproxy", self.toxiproxy_image, aliases=list(dict.fromkeys(names)), ports=ports,
-            command=["-host=0.0.0.0", "-proxy-metrics"],
+            # an empty -host: the API listens on every interface *inside* the container (other
+            # containers reach it); on the host it is published on 127.0.0.1 only
+            command=["-host=", "-proxy-metrics"],
             # legacy services that call each other (a chain of links) find Toxiproxy by name too
             also={self.private_network_name: list(dict.fromkeys(n for link in self.spec.links for n in link.names))}
             if self.spec.links else None,
