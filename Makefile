@@ -11,7 +11,7 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
 demo: setup
 	@mkdir -p reports

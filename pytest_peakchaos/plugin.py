@@ -345,19 +345,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:  # an xdist worker: the controller writes the one report
         import json
 
-        from .xdist import RESULTS_KEY
+        from .xdist import HEADROOM_KEY, RESULTS_KEY
 
         workeroutput[RESULTS_KEY] = json.dumps(runs)
+        workeroutput[HEADROOM_KEY] = json.dumps([room.to_dict(test=name) for name, room in pc.headroom])
         return
     runs += pc.remote_results
-    if not (runs or pc.headroom) or pc.settings.report is None:
+    rooms = [room.to_dict(test=name) for name, room in pc.headroom] + pc.remote_headroom
+    if not (runs or rooms) or pc.settings.report is None:
         return
     from .report import new_document, write_reports
     from .report.schema import ReportSchemaError
 
     document = new_document(runs)
-    if pc.headroom:
-        document["headroom"] = [room.to_dict(test=name) for name, room in pc.headroom]
+    if rooms:
+        document["headroom"] = rooms
     try:
         pc.report_files = write_reports(document, pc.settings.report)
     except ReportSchemaError as exc:
@@ -380,11 +382,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             terminalreporter.write_line("")
         for kind, path in (session.report_files or {}).items():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
-    if session.headroom:
+    if session.headroom or session.remote_headroom:
         terminalreporter.section("peakchaos headroom")
         for name, room in session.headroom:
             terminalreporter.write_line(f"{name}: {room.summary()}")
-        for kind, path in (session.report_files or {}).items() if not session.results else ():
+        for entry in session.remote_headroom:
+            terminalreporter.write_line(f"{entry.get('test', '?')}: {entry.get('summary', '')}")
+        for kind, path in (session.report_files or {}).items() if not (session.results or session.remote_results) else ():
             terminalreporter.write_line(f"peakchaos {kind} report: {path}")
     from . import interrupt
 

@@ -68,6 +68,8 @@ class PeakchaosSession:
         return lines
     #: result documents sent by xdist workers (on the controller)
     remote_results: list[dict[str, Any]] = field(default_factory=list)
+    #: headroom entries (``HeadroomResult.to_dict``) sent by xdist workers (on the controller)
+    remote_headroom: list[dict[str, Any]] = field(default_factory=list)
     #: this worker uses the xdist controller's stack (shared mode): it never starts or removes one
     shared: bool = False
     #: where the cross-process link locks live (xdist shared mode, on a worker); None elsewhere

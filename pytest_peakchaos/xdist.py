@@ -35,6 +35,8 @@ __all__ = ["MODES", "ControllerPlugin", "export_stack", "is_worker", "locked", "
 MODES = ("per-worker", "shared")
 SHARED_KEY = "peakchaos_shared"
 RESULTS_KEY = "peakchaos_results"
+#: the worker's headroom searches (``HeadroomResult.to_dict`` entries, JSON) in its workeroutput
+HEADROOM_KEY = "peakchaos_headroom"
 LOCK_TIMEOUT_S = 1800.0
 
 
@@ -146,6 +148,9 @@ class ControllerPlugin:
         raw = out.get(RESULTS_KEY)
         if raw:
             self.session.remote_results.extend(json.loads(raw))
+        rooms = out.get(HEADROOM_KEY)
+        if rooms:
+            self.session.remote_headroom.extend(json.loads(rooms))
 
 
 def configure_worker(config: pytest.Config, session: PeakchaosSession) -> None:

@@ -38,11 +38,19 @@ def test_chaos(peakchaos, peakchaos_stack, legacy_link, i):  # legacy_link: the 
     assert r.load.requests_sent > 0
 '''
 
+#: one tiny headroom search in a worker: its entry must reach the controller's report
+HEADROOM_TEST = '''
 
-def _run(pytester: pytest.Pytester, mode: str, n: int) -> tuple[list[dict[str, object]], pytest.RunResult]:
+def test_room(peakchaos, legacy_link):
+    room = peakchaos.headroom(profile="normal", rates=(0.5, 1.0), duration="2s", max_probes=1, budget="30s", cooldown="0s")
+    assert room.probes
+'''
+
+
+def _run(pytester: pytest.Pytester, mode: str, n: int, *, headroom: bool = False) -> tuple[list[dict[str, object]], pytest.RunResult]:
     pytest.importorskip("xdist")
     log = pytester.path / "runs.jsonl"
-    pytester.makepyfile(test_suite=SUITE.format(n=n, log=str(log)))
+    pytester.makepyfile(test_suite=SUITE.format(n=n, log=str(log)) + (HEADROOM_TEST if headroom else ""))
     result = pytester.runpytest_subprocess(
         "-p", "peakchaos", "-n", "2", "--peakchaos-stack", str(COMPOSE), f"--peakchaos-xdist={mode}",
         "--peakchaos-report", str(pytester.path / "reports"), "--peakchaos-startup-timeout=240s",
@@ -79,7 +87,7 @@ def test_per_worker_mode_gives_each_worker_its_own_stack(pytester: pytest.Pytest
 
 
 def test_shared_mode_serialises_experiments_on_one_stack(pytester: pytest.Pytester) -> None:
-    rows, result = _run(pytester, "shared", 4)
+    rows, result = _run(pytester, "shared", 4, headroom=True)
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert len(rows) == 4
     assert len({r["run"] for r in rows}) == 1, rows  # one stack, started by the controller
@@ -90,6 +98,10 @@ def test_shared_mode_serialises_experiments_on_one_stack(pytester: pytest.Pytest
     assert _leftovers({str(rows[0]["run"])}) == []
     doc = json.loads((pytester.path / "reports" / "peakchaos.json").read_text())
     assert len(doc["runs"]) == 4
+    # the worker's headroom search reached the controller: in the report and the terminal summary
+    assert [h["test"] for h in doc.get("headroom", [])] == ["test_suite.py::test_room"], doc.get("headroom")
+    assert len(doc["headroom"][0]["probes"]) == 1
+    result.stdout.fnmatch_lines(["*peakchaos headroom*", "test_suite.py::test_room: *"])
 
 
 def test_unknown_xdist_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
