@@ -750,14 +750,7 @@ _RUN_KEYS = ("checks", "max_requests", "concurrency_cap", "request_timeout", "se
 
 def headroom_kwargs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``@pytest.mark.peakchaos_headroom(...)`` arguments: keywords from :data:`HEADROOM_KEYS`."""
-    if args:
-        raise ValueError(
-            f"@pytest.mark.peakchaos_headroom takes keyword arguments only (got positional {args!r}); "
-            f"valid keywords: {', '.join(HEADROOM_KEYS)}"
-        )
-    unknown = sorted(set(kwargs) - set(HEADROOM_KEYS))
-    if unknown:
-        raise ValueError(
-            f"@pytest.mark.peakchaos_headroom: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(HEADROOM_KEYS)}"
-        )
+    from .validate import check_keywords
+
+    check_keywords("peakchaos_headroom", args, kwargs, HEADROOM_KEYS)
     return dict(kwargs)

@@ -10,7 +10,7 @@ naming the argument, the value and what is valid. Plain Python, no pytest.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["RUN_KEYS", "check_run_args", "check_marker"]
@@ -130,18 +130,24 @@ def check_run_args(kwargs: Mapping[str, Any]) -> None:
         raise ValueError(f"link: expected the name of a link of the stack (a string), got {link!r}")
 
 
-def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The marker's keywords, checked like :func:`check_run_args` (keywords only)."""
+def check_keywords(marker: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], valid: Sequence[str]) -> None:
+    """``@pytest.mark.<marker>(...)`` takes keywords only, each one of ``valid``; a ``ValueError`` names
+    the marker, what was wrong and the valid keywords."""
     if args:
         raise ValueError(
-            f"@pytest.mark.peakchaos takes keyword arguments only (got positional {args!r}); "
-            f"valid keywords: {', '.join(RUN_KEYS)}"
+            f"@pytest.mark.{marker} takes keyword arguments only (got positional {args!r}); "
+            f"valid keywords: {', '.join(valid)}"
         )
-    unknown = sorted(set(kwargs) - set(RUN_KEYS))
+    unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise ValueError(
-            f"@pytest.mark.peakchaos: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(RUN_KEYS)}"
+            f"@pytest.mark.{marker}: unknown keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(valid)}"
         )
+
+
+def check_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The marker's keywords, checked like :func:`check_run_args` (keywords only)."""
+    check_keywords("peakchaos", args, kwargs, RUN_KEYS)
     try:
         check_run_args(kwargs)
     except ValueError as exc:
