@@ -248,13 +248,23 @@ class DockerStack(Stack):
                 link.close()
             except Exception as exc:  # noqa: BLE001 - teardown goes on
                 errors.append(f"link {link.name}: {exc}")
-        for name, container in reversed(list(self.containers.items())):
+        def remove(item: tuple[str, Container]) -> str | None:
+            name, container = item
             try:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
             except Exception as exc:  # noqa: BLE001 - API or connection errors: teardown goes on
-                errors.append(f"container {name}: {exc}")
+                return f"container {name}: {exc}"
+            return None
+
+        # all at once (force: each is killed, nothing waits on another): ~0.4 s instead of ~1.3 s
+        from concurrent.futures import ThreadPoolExecutor
+
+        items = list(reversed(list(self.containers.items())))
+        if items:
+            with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="peakchaos-teardown") as pool:
+                errors.extend(e for e in pool.map(remove, items) if e)
         self.containers.clear()
         for attr, net_name in (("_network", self.network_name), ("_private", self.private_network_name)):
             network = getattr(self, attr)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
@@ -16,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_peakchaos.stack.reaper import sweep
 
 from .test_lifecycle import resources, tiny_compose
 
@@ -39,7 +39,7 @@ CONFTEST = textwrap.dedent(
 # Runs in the inner session: waits until the run's fault is on (the load runs), then `then()`.
 WHEN_RUNNING = textwrap.dedent(
     """
-    import json, os, pathlib, signal, threading, time, urllib.request
+    import json, pathlib, threading, time
     from pytest_peakchaos import latency
 
     def when_running(link, then):
@@ -51,70 +51,16 @@ WHEN_RUNNING = textwrap.dedent(
             then()
         threading.Thread(target=wait, daemon=True).start()
 
-    def run_and_record(peakchaos, link, **kwargs):
+    def run_and_record(peakchaos, link, record, **kwargs):
         t0 = time.monotonic()
         try:
             peakchaos.run(profile="normal", scale=0.2, settle="1s", **kwargs)
         finally:  # before the fixtures reset anything: did the run itself revert its fault?
-            pathlib.Path("after.json").write_text(json.dumps({
+            pathlib.Path(record).write_text(json.dumps({
                 "seconds": time.monotonic() - t0, "toxics": list(link.proxy.toxics()), "active": len(link.active),
             }))
     """
 )
-
-
-def _run_ids(path: Path) -> list[str]:
-    file = path / "run_id.txt"
-    return file.read_text().split() if file.exists() else []
-
-
-def test_a_killed_load_worker_is_a_harness_error(pytester: pytest.Pytester, docker_engine: Any) -> None:
-    """workers=2; worker 1 gets SIGKILL mid-run: a HarnessError naming it, its pid, the signal and
-    its share; the fault is reverted at once and the same stack serves the next test."""
-    pytester.path.joinpath("stack.yml").write_text(tiny_compose())
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(helpers=WHEN_RUNNING)
-    pytester.makepyfile(
-        textwrap.dedent(
-            """
-            import os, pathlib, signal, time, urllib.request
-            from helpers import latency, run_and_record, when_running
-            from pytest_peakchaos.load.api import worker_pids
-
-            def test_a_load_worker_dies(peakchaos, peakchaos_stack):
-                link = peakchaos_stack.link()
-                def kill():
-                    pid = worker_pids()[1]
-                    pathlib.Path("victim.txt").write_text(str(pid))
-                    os.kill(pid, signal.SIGKILL)
-                when_running(link, kill)
-                run_and_record(peakchaos, link, duration="8s", workers=2,
-                               faults=[latency(ms=100, start="0.5s", length="7s")])
-
-            def test_the_same_stack_serves_the_next_test(peakchaos_stack, legacy_link):
-                assert pathlib.Path("run_id.txt").read_text().split() == [peakchaos_stack.run_id]
-                with urllib.request.urlopen(peakchaos_stack.url("front") + "/", timeout=10) as r:
-                    assert r.status == 200
-                assert worker_pids() == {}
-            """
-        )
-    )
-    result = pytester.runpytest_subprocess("-p", "peakchaos", "-rs", timeout=240)
-    result.assert_outcomes(passed=1, failed=1)
-    victim = int(pytester.path.joinpath("victim.txt").read_text())
-    result.stdout.fnmatch_lines([
-        f"*HarnessError: harness error (no verdict on the shop): load worker 1 of 2 (pid {victim}) died killed by SIGKILL"
-        "*while driving share 1 of 2 (sessions 1, 3, 5, ...) at *s of the 8s run*",
-    ])
-    assert "graceful" not in "\n".join(line for line in result.outlines if "worker_dies" in line)
-    after = json.loads(pytester.path.joinpath("after.json").read_text())
-    assert after["toxics"] == [] and after["active"] == 0, after  # the fault went with the run
-    assert after["seconds"] < 7.5, after  # ended at the death (~1-2 s in), not at the run's end (8 s)
-    with pytest.raises(ProcessLookupError):
-        os.kill(victim, 0)
-    [run_id] = _run_ids(pytester.path)
-    assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
 class SocketForwarder:
@@ -207,12 +153,63 @@ def _real_engine_socket() -> str:
     return host.removeprefix("unix://")
 
 
-def test_the_docker_engine_going_away_is_a_harness_error(
+TESTS = textwrap.dedent(
+    """
+    import os, pathlib, signal, urllib.request
+    from helpers import latency, run_and_record, when_running
+    from pytest_peakchaos.load.api import worker_pids
+
+    def test_a_load_worker_dies(peakchaos, peakchaos_stack):
+        link = peakchaos_stack.link()
+        def kill():
+            pid = worker_pids()[1]
+            pathlib.Path("victim.txt").write_text(str(pid))
+            os.kill(pid, signal.SIGKILL)
+        when_running(link, kill)
+        run_and_record(peakchaos, link, "after-worker.json", duration="8s", workers=2,
+                       faults=[latency(ms=100, start="0.5s", length="7s")])
+
+    def test_the_same_stack_serves_the_next_test(peakchaos_stack, legacy_link):
+        assert pathlib.Path("run_id.txt").read_text().split() == [peakchaos_stack.run_id]
+        with urllib.request.urlopen(peakchaos_stack.url("front") + "/", timeout=10) as r:
+            assert r.status == 200
+        assert worker_pids() == {}
+
+    def test_the_engine_goes_away_mid_run(peakchaos, peakchaos_stack):
+        link = peakchaos_stack.link()
+        when_running(link, lambda: pathlib.Path("close-now").write_text("1"))
+        run_and_record(peakchaos, link, "after-engine.json", duration="8s",
+                       faults=[latency(ms=100, start="0.5s", length="7s")])
+
+    def test_after_the_engine_went_away(peakchaos_stack):
+        raise AssertionError("must not run: the stack cannot be rebuilt without an engine")
+    """
+)
+
+
+def _run_ids(path: Path) -> list[str]:
+    file = path / "run_id.txt"
+    return file.read_text().split() if file.exists() else []
+
+
+def _real_engine_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip(f"the engine forwarder relays a unix socket; DOCKER_HOST is {host}")
+    return host.removeprefix("unix://")
+
+
+def test_a_dead_load_worker_or_engine_is_a_harness_error(
     pytester: pytest.Pytester, docker_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The session's engine is a forwarder that this test closes mid-run: a HarnessError naming the
-    engine, the last error, what is left and how to prune it; nothing hangs; the next test skips
-    saying why (the rebuild fails too: the engine is still gone); `peakchaos prune --run` cleans up."""
+    """One session on the tiny stack, whose engine is a forwarder this test can close:
+
+    1. ``workers=2``, worker 1 gets SIGKILL mid-run: a HarnessError naming it, its pid, the signal
+       and its share; the fault is reverted at once; the same stack serves the next test;
+    2. the engine goes away mid-run (the forwarder closes): a HarnessError naming the engine, the
+       last error, what is left and how to prune it; nothing hangs; the next test skips saying
+       why (the rebuild fails too: the engine is still gone); ``peakchaos prune --run`` cleans up.
+    """
     real = _real_engine_socket()
     sock_dir = Path(tempfile.mkdtemp(prefix="pc-engine-"))  # short: unix socket paths are <= 107 bytes
     forwarder = SocketForwarder(sock_dir / "docker.sock", real)
@@ -222,22 +219,7 @@ def test_the_docker_engine_going_away_is_a_harness_error(
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(helpers=WHEN_RUNNING)
-    pytester.makepyfile(
-        textwrap.dedent(
-            """
-            import pathlib
-            from helpers import latency, run_and_record, when_running
-
-            def test_the_engine_goes_away_mid_run(peakchaos, peakchaos_stack):
-                link = peakchaos_stack.link()
-                when_running(link, lambda: pathlib.Path("close-now").write_text("1"))
-                run_and_record(peakchaos, link, duration="8s", faults=[latency(ms=100, start="0.5s", length="7s")])
-
-            def test_after_the_engine_went_away(peakchaos_stack):
-                raise AssertionError("must not run: the stack cannot be rebuilt without an engine")
-            """
-        )
-    )
+    pytester.makepyfile(TESTS)
     close_now = pytester.path / "close-now"
 
     def closer() -> None:
@@ -256,17 +238,28 @@ def test_the_docker_engine_going_away_is_a_harness_error(
         monkeypatch.delenv("DOCKER_HOST")
         kept = len(forwarder.kept)
         run_ids = _run_ids(pytester.path)
-        for run_id in run_ids:  # the advice printed, followed through the real socket
-            subprocess.run(
-                [sys.executable, "-m", "pytest_peakchaos.cli", "prune", "--run", run_id],
-                check=False, capture_output=True, timeout=120, env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},
-            )
+        for run_id in run_ids:  # the advice printed (`peakchaos prune --run ID`), through the real socket
+            sweep(docker_engine, include_kept=True, only_run=run_id)
         forwarder.close_all()
         sock_dir.rmdir()
-    assert kept == 2  # the lease's attach connection (both ends), kept so that no neighbour sweeps the run
-    assert forwarder.relayed > 0  # the session really talked to the engine through the forwarder
-    result.assert_outcomes(failed=1, skipped=1)
+    assert forwarder.relayed > 0 and kept == 2  # the session used the forwarder; the lease's attach was kept
+    result.assert_outcomes(passed=1, failed=2, skipped=1)
     [run_id] = run_ids
+
+    # 1. the load worker
+    victim = int(pytester.path.joinpath("victim.txt").read_text())
+    result.stdout.fnmatch_lines([
+        f"*HarnessError: harness error (no verdict on the shop): load worker 1 of 2 (pid {victim}) died killed by SIGKILL"
+        "*while driving share 1 of 2 (sessions 1, 3, 5, ...) at *s of the 8s run*",
+    ])
+    assert "graceful" not in "\n".join(line for line in result.outlines if "worker_dies" in line)
+    after = json.loads(pytester.path.joinpath("after-worker.json").read_text())
+    assert after["toxics"] == [] and after["active"] == 0, after  # the fault went with the run
+    assert after["seconds"] < 7.5, after  # ended at the death (~1-2 s in), not at the run's end (8 s)
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+
+    # 2. the engine
     result.stdout.fnmatch_lines([
         f"*HarnessError: harness error (no verdict on the shop): the Docker engine at DOCKER_HOST={engine} does not answer "
         f"(last error: *); left behind (cannot be removed while the engine is unreachable): stack {run_id}: "
@@ -280,8 +273,8 @@ def test_the_docker_engine_going_away_is_a_harness_error(
     ])
     # teardown at session end says what it could not remove, and how to
     result.stdout.fnmatch_lines([f"*[[]peakchaos[]] teardown of {run_id} impossible: the Docker engine at*prune --run {run_id}*"])
-    after = json.loads(pytester.path.joinpath("after.json").read_text())
+    after = json.loads(pytester.path.joinpath("after-engine.json").read_text())
     assert after["toxics"] == [] and after["active"] == 0, after  # Toxiproxy still answers: fault reverted
     assert after["seconds"] < 7.5, after  # the watch ended the run (~2 s after), not its 8 s + settle
-    assert wall < 120, wall  # nothing hung
+    assert wall < 150, wall  # nothing hung
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}

@@ -136,6 +136,18 @@ def test_reuse_from_another_project_and_nothing_left_after_the_session(
                 assert peakchaos_stack.toxiproxy.proxies()["backend"].enabled
                 assert peakchaos_stack.link().active == []
 
+            def test_legacy_dies_mid_experiment(peakchaos, peakchaos_stack):
+                # legacy is the system under test's part: its death is a verdict, never a harness error
+                import threading
+                threading.Timer(1.4, peakchaos_stack.container("backend").kill).start()  # in the fault
+                result = peakchaos.run(profile="normal", duration="3s", scale=0.2, settle="0.5s", request_timeout="1s",
+                                       faults=[latency(ms=50, start="1s", length="1.5s")],
+                                       ledger={"service": "backend", "port": 9000, "path": "/ledger.json"})
+                assert result.verdict == "not graceful", result.summary()
+                row = result.check("ledger")
+                assert not row.passed and "the ledger could not be read" in row.measured, result.summary()
+                assert "refused" in row.measured or "reset" in row.measured, row.measured
+
             def test_toxiproxy_dies_mid_experiment(peakchaos, peakchaos_stack):
                 import threading
                 threading.Timer(1.5, peakchaos_stack.container("toxiproxy").kill).start()
@@ -155,7 +167,7 @@ def test_reuse_from_another_project_and_nothing_left_after_the_session(
     t0 = time.monotonic()
     result = pytester.runpytest_subprocess("-p", "peakchaos", "-rs")
     wall = time.monotonic() - t0
-    result.assert_outcomes(passed=4, failed=2)
+    result.assert_outcomes(passed=5, failed=2)
     # a dead Toxiproxy is a harness error naming the container and its exit code, not a verdict
     result.stdout.fnmatch_lines([
         "*HarnessError: harness error (no verdict on the shop*the Toxiproxy container peakchaos-pc-*-toxiproxy is exited (exit code 137*",
@@ -221,6 +233,7 @@ def test_a_sigkilled_run_is_swept_by_the_next(tmp_path: Path, docker_engine: Any
     assert resources(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
 
 
+@pytest.mark.slow  # the short form is in test_a_sigkilled_run_is_swept_by_the_next (a live owner's run is spared)
 def test_sweep_spares_runs_whose_owner_is_alive(tmp_path: Path, docker_engine: Any) -> None:
     from pytest_peakchaos.stack.compose import load_compose
     from pytest_peakchaos.stack.docker import DockerStack
