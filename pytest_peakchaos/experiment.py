@@ -627,6 +627,10 @@ class Experiment:
             from pytest_peakchaos.stack.health import HarnessError
 
             raise HarnessError(f"harness error (no verdict on the shop): {harness.problem}")
+        if load.missing_shares:  # a lost load worker: half a load is no verdict on the shop
+            from pytest_peakchaos.load.api import lost_shares_error
+
+            raise lost_shares_error(load.missing_shares)
 
         # ---- after the load: ledger, counters, the phases that really happened
         acked = list(dict.fromkeys(o.idempotency_key for o in load.orders if o.idempotency_key))

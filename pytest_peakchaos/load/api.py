@@ -34,27 +34,34 @@ def worker_pids() -> dict[int, int]:
 
 
 class LoadWorkerDied(RuntimeError):
-    """A load worker process ended without its result (killed, OOM-killed, crashed): the run has
-    no verdict (a harness error, not one on the system under test)."""
+    """A load worker (a process of ``workers=N``, or a Dask worker's share) ended without its
+    result: killed, OOM-killed, crashed, lost. The run has no verdict: a harness error, not one on
+    the system under test. The message names the worker, how it ended and what it was doing."""
 
-    def __init__(self, worker: int, workers: int, pid: int | None, exitcode: int | None, doing: str, detail: str = "") -> None:
-        import signal
 
-        if exitcode is None:
-            how = "(exit status unknown)"
-        elif exitcode < 0:
-            try:
-                name = signal.Signals(-exitcode).name
-            except ValueError:
-                name = f"signal {-exitcode}"
-            how = f"killed by {name}" + (" (killed by someone, or by the kernel's OOM killer)" if name == "SIGKILL" else "")
-        else:
-            how = f"with exit code {exitcode}"
-        self.worker, self.workers, self.pid, self.exitcode, self.doing = worker, workers, pid, exitcode, doing
-        super().__init__(
-            f"load worker {worker} of {workers} (pid {pid if pid is not None else '?'}) died {how} while {doing}; "
-            "its share of the sessions has no result, so the run has no verdict" + (f":\n{detail}" if detail else "")
-        )
+def _worker_died(worker: int, workers: int, pid: int | None, exitcode: int | None, doing: str, detail: str = "") -> LoadWorkerDied:
+    import signal
+
+    if exitcode is None:
+        how = "(exit status unknown)"
+    elif exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        how = f"killed by {name}" + (" (killed by someone, or by the kernel's OOM killer)" if name == "SIGKILL" else "")
+    else:
+        how = f"with exit code {exitcode}"
+    return LoadWorkerDied(
+        f"load worker {worker} of {workers} (pid {pid if pid is not None else '?'}) died {how} while {doing}; "
+        "its share of the sessions has no result, so the run has no verdict" + (f":\n{detail}" if detail else "")
+    )
+
+
+def lost_shares_error(missing: list[dict[str, Any]]) -> LoadWorkerDied:
+    """The error for a distributed run whose shares were lost (``LoadResult.missing_shares``)."""
+    lost = "; ".join(f"load share {x.get('share')} of {x.get('of')} on Dask worker {x.get('worker')}: {x.get('error')}" for x in missing)
+    return LoadWorkerDied(f"{lost}; those sessions have no result, so the run has no verdict")
 
 
 def _check_host(base_url: str, allow_any_host: bool) -> None:
@@ -260,7 +267,7 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
     def died(k: int, doing: str, detail: str = "") -> LoadWorkerDied:
         stop.set()
         procs[k].join(2.0)  # reap it: its exit code says how it ended
-        return LoadWorkerDied(k, workers, procs[k].pid, procs[k].exitcode, doing, detail)
+        return _worker_died(k, workers, procs[k].pid, procs[k].exitcode, doing, detail)
 
     def share(k: int) -> str:
         now = time.monotonic() - t0
