@@ -258,7 +258,7 @@ class DockerStack(Stack):
                 return f"container {name}: {exc}"
             return None
 
-        # all at once (force: each is killed, nothing waits on another): ~0.4 s instead of ~1.3 s
+        # all at once (force: each is killed, nothing waits on another): ~1.0 s instead of ~1.4 s
         from concurrent.futures import ThreadPoolExecutor
 
         items = list(reversed(list(self.containers.items())))
@@ -266,17 +266,22 @@ class DockerStack(Stack):
             with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="peakchaos-teardown") as pool:
                 errors.extend(e for e in pool.map(remove, items) if e)
         self.containers.clear()
-        for attr, net_name in (("_network", self.network_name), ("_private", self.private_network_name)):
+        def remove_network(item: tuple[str, str]) -> str | None:
+            attr, net_name = item
             network = getattr(self, attr)
-            if network is None:
-                continue
+            setattr(self, attr, None)
             try:
-                network.remove()
+                if network is not None:
+                    network.remove()
             except docker.errors.NotFound:
                 pass
             except Exception as exc:  # noqa: BLE001
-                errors.append(f"network {net_name}: {exc}")
-            setattr(self, attr, None)
+                return f"network {net_name}: {exc}"
+            return None
+
+        nets = [("_network", self.network_name), ("_private", self.private_network_name)]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="peakchaos-teardown") as pool:  # both at once too
+            errors.extend(e for e in pool.map(remove_network, nets) if e)
         for vol in self._volumes.values():
             try:
                 self.client.volumes.get(vol).remove(force=True)
