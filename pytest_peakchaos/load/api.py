@@ -285,13 +285,13 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
         deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
         for k, pipe in enumerate(pipes):
             if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"load worker {k} did not start within {_WORKER_START_TIMEOUT_S:.0f}s")
+                raise LoadWorkerDied(f"load worker {k} of {workers} (pid {procs[k].pid}) did not start within {_WORKER_START_TIMEOUT_S:.0f}s")
             try:
                 msg = pipe.recv()
             except (EOFError, OSError):
                 raise died(k, "starting (before it reported ready)") from None
             if msg[0] != "ready":
-                raise RuntimeError(f"load worker {k} failed to start:\n{msg[1]}")
+                raise LoadWorkerDied(f"load worker {k} of {workers} (pid {procs[k].pid}) failed to start:\n{msg[1]}")
         t0 = time.monotonic() + 0.05
         if on_start is not None:
             on_start(t0)
@@ -323,7 +323,12 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
             if time.monotonic() > hard:
                 break
         if pending:
-            raise RuntimeError(f"load workers {sorted(pending)} did not report within the hard time limit")
+            hung = ", ".join(f"{k} (pid {procs[k].pid})" for k in sorted(pending))
+            raise LoadWorkerDied(
+                f"load worker(s) {hung} of {workers} did not report within the hard time limit "
+                f"({hard - t0:.0f}s after the start: the run's duration, its request time-out and 30 s); "
+                "the run has no verdict"
+            )
         merged = results[0]
         merged.merge(*results[1:])
         return merged
