@@ -100,7 +100,7 @@ def _left_behind(stack: Any) -> str:
         f"left behind (cannot be removed while the engine is unreachable): stack {stack.run_id}: "
         + "; ".join(parts)
         + f". Once the engine answers again, remove them with: peakchaos prune --run {stack.run_id} "
-        "(the next session's sweep removes them too: the run's lease ended with its engine connection)"
+        "(a later session's sweep removes them too, once the run's lease has ended with its engine connection)"
     )
 
 
