@@ -571,8 +571,16 @@ class Experiment:
         state: dict[str, Any] = {}
         events_from = len(link.events) if link is not None else 0
 
+        # The harness (engine, Toxiproxy) is watched while the load runs: a problem stops the load
+        # and the run ends as a HarnessError below, never as a verdict.
+        from pytest_peakchaos.stack.health import HarnessWatch
+
+        stop_load = threading.Event()
+        harness = HarnessWatch(self.stack, lambda problem: stop_load.set())
+
         def on_start(t0: float) -> None:
             state["t0"] = t0
+            harness.start()
             if link is not None and fault_list:
                 state["runner"] = link.run_schedule(schedule, t0, stop_faults)
             watcher = BoundaryWatcher(t0, duration_s, boundaries, phases, readings, self.on_progress, probe, duration_s + timeout_s + 60.0)
@@ -594,10 +602,12 @@ class Experiment:
                 request_timeout_s=timeout_s,
                 workers=workers,
                 on_start=on_start,
+                stop_event=stop_load,
                 on_live=probe.attach,
                 cluster=cluster,
             )
         finally:
+            harness.stop()
             stop_faults.set()
             runner = state.get("runner")
             if runner is not None:
@@ -613,6 +623,14 @@ class Experiment:
             watcher = state.get("watcher")
             if watcher is not None:
                 watcher.stop()
+        if harness.problem is not None:
+            from pytest_peakchaos.stack.health import HarnessError
+
+            raise HarnessError(f"harness error (no verdict on the shop): {harness.problem}")
+        if load.missing_shares:  # a lost load worker: half a load is no verdict on the shop
+            from pytest_peakchaos.load.api import lost_shares_error
+
+            raise lost_shares_error(load.missing_shares)
 
         # ---- after the load: ledger, counters, the phases that really happened
         acked = list(dict.fromkeys(o.idempotency_key for o in load.orders if o.idempotency_key))

@@ -115,10 +115,16 @@ class Chaos:
             with locked(self._session, experiment.spec_link.name if experiment.spec_link is not None else "-"):
                 result = experiment.run(profile=profile, duration=duration, faults=faults, seed=seed, scale=scale, **kwargs)
         except Exception as exc:
+            from .load.api import LoadWorkerDied
+
+            if isinstance(exc, LoadWorkerDied):  # the load engine's own worker died: the stack is fine
+                raise HarnessError(f"harness error (no verdict on the shop): {exc}") from exc
             problem = harness_problem(self.stack)
-            if problem is not None:  # the rig broke, not the shop
+            if problem is None and isinstance(exc, HarnessError):  # seen during the run, gone since
+                problem = str(exc).removeprefix("harness error (no verdict on the shop): ")
+            if problem is not None:  # the rig broke, not the shop: later tests get a rebuilt stack
                 self._session.harness_error = problem
-                raise HarnessError(f"harness error (no verdict): {problem}") from exc
+                raise HarnessError(f"harness error (no verdict on the shop): {problem}") from exc
             raise
         finally:
             if self._progress is not None:

@@ -179,8 +179,12 @@ def _peakchaos_reset_links(request: pytest.FixtureRequest) -> Generator[None, No
     (``stack.link().activate()``, the Toxiproxy client, a failed experiment): no fault leaks on."""
     session = request.config.stash.get(SESSION_KEY, None)
     uses_stack = {"peakchaos_stack", "peakchaos", "legacy_link", "toxiproxy"} & set(request.fixturenames)
-    if session is not None and session.harness_error is not None and uses_stack:
-        pytest.skip(f"peakchaos: the harness broke earlier in the session, no verdict possible: {session.harness_error}")
+    if session is not None and (session.harness_error is not None or session.rebuild_error is not None) and uses_stack:
+        try:  # the harness broke in an earlier test: a fresh stack (once), else a skip saying why
+            rebuilt = session.rebuild()
+        except StackError as exc:
+            pytest.skip(f"peakchaos: the harness broke earlier in the session, no verdict possible: {exc}")
+        request.config.hook.pytest_peakchaos_stack_started(stack=rebuilt, config=request.config)
     yield
     stack = session.stack if session is not None else None
     if stack is None or (session is not None and session.harness_error is not None):

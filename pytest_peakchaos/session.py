@@ -51,7 +51,10 @@ class PeakchaosSession:
     headroom: list[Any] = field(default_factory=list)  # (test name, HeadroomResult)
     report_files: dict[str, Path] | None = None
     starting: Stack | None = None
-    harness_error: str | None = None  # set when Toxiproxy died: later tests skip, saying why
+    harness_error: str | None = None  # set when the harness broke: the next test rebuilds the stack
+    #: why the stack could not be rebuilt after a harness error (later tests skip with it)
+    rebuild_error: str | None = None
+    rebuilds: int = 0
     stopped: list[str] = field(default_factory=list)  # run ids torn down (or kept) by close()
 
     def leftovers(self) -> list[str]:
@@ -136,6 +139,38 @@ class PeakchaosSession:
         finally:
             self.starting = None
         self.stack = stack
+        return stack
+
+    #: most rebuilds per session: a harness that keeps breaking ends in skips, not in a loop
+    MAX_REBUILDS = 3
+
+    def rebuild(self) -> Stack:
+        """After a harness error: tear the session's stack down and start a fresh one.
+
+        Once per harness error, at most :attr:`MAX_REBUILDS` times a session; :class:`StackError`
+        (naming the harness error) when it cannot be done, and for every later call."""
+        if self.rebuild_error is not None:
+            raise StackError(self.rebuild_error)
+        error, stack = self.harness_error, self.stack
+        if error is None and stack is not None:
+            return stack
+        if stack is None or self.shared:
+            self.rebuild_error = f"{error} (the stack is not this session's to rebuild)"
+            raise StackError(self.rebuild_error)
+        if self.rebuilds >= self.MAX_REBUILDS:
+            self.rebuild_error = f"{error} (the harness broke {self.rebuilds + 1} times: no more rebuilds)"
+            raise StackError(self.rebuild_error)
+        old = stack.run_id
+        self._log(f"harness error earlier in the session: rebuilding the stack (tearing down {old}, starting a fresh one)")
+        self.rebuilds += 1
+        self.stopped.append(old)
+        try:
+            stack.rebuild()
+        except Exception as exc:  # noqa: BLE001 - any failure: later tests skip naming both
+            self.rebuild_error = f"{error}; rebuilding the stack failed too: {exc}"
+            raise StackError(self.rebuild_error) from exc
+        self.harness_error = None
+        self._log(f"stack rebuilt: {old} -> {stack.run_id}")
         return stack
 
     def close(self) -> None:

@@ -19,9 +19,49 @@ if TYPE_CHECKING:
     from pytest_peakchaos.load.engine import EngineConfig
     from pytest_peakchaos.profiles.model import Profile
 
-__all__ = ["run_load"]
+__all__ = ["LoadWorkerDied", "run_load", "worker_pids"]
 
 _WORKER_START_TIMEOUT_S = 60.0
+
+#: pids of the running load worker processes, by worker index (see :func:`worker_pids`)
+_LIVE_WORKERS: dict[int, int] = {}
+
+
+def worker_pids() -> dict[int, int]:
+    """``{worker index: pid}`` of this process's running load workers (``run_load(workers=N)``;
+    empty otherwise): for diagnostics and for tests that kill one."""
+    return dict(_LIVE_WORKERS)
+
+
+class LoadWorkerDied(RuntimeError):
+    """A load worker (a process of ``workers=N``, or a Dask worker's share) ended without its
+    result: killed, OOM-killed, crashed, lost. The run has no verdict: a harness error, not one on
+    the system under test. The message names the worker, how it ended and what it was doing."""
+
+
+def _worker_died(worker: int, workers: int, pid: int | None, exitcode: int | None, doing: str, detail: str = "") -> LoadWorkerDied:
+    import signal
+
+    if exitcode is None:
+        how = "(exit status unknown)"
+    elif exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        how = f"killed by {name}" + (" (killed by someone, or by the kernel's OOM killer)" if name == "SIGKILL" else "")
+    else:
+        how = f"with exit code {exitcode}"
+    return LoadWorkerDied(
+        f"load worker {worker} of {workers} (pid {pid if pid is not None else '?'}) died {how} while {doing}; "
+        "its share of the sessions has no result, so the run has no verdict" + (f":\n{detail}" if detail else "")
+    )
+
+
+def lost_shares_error(missing: list[dict[str, Any]]) -> LoadWorkerDied:
+    """The error for a distributed run whose shares were lost (``LoadResult.missing_shares``)."""
+    lost = "; ".join(f"load share {x.get('share')} of {x.get('of')} on Dask worker {x.get('worker')}: {x.get('error')}" for x in missing)
+    return LoadWorkerDied(f"{lost}; those sessions have no result, so the run has no verdict")
 
 
 def _check_host(base_url: str, allow_any_host: bool) -> None:
@@ -222,6 +262,17 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
     stop = ctx.Event()
     procs: list[Any] = []
     pipes: list[Connection] = []
+    t0 = math.inf
+
+    def died(k: int, doing: str, detail: str = "") -> LoadWorkerDied:
+        stop.set()
+        procs[k].join(2.0)  # reap it: its exit code says how it ended
+        return _worker_died(k, workers, procs[k].pid, procs[k].exitcode, doing, detail)
+
+    def share(k: int) -> str:
+        now = time.monotonic() - t0
+        return f"driving share {k} of {workers} (sessions {k}, {k + workers}, {k + 2 * workers}, ...) at {max(0.0, now):.1f}s of the {cfg.duration:g}s run"
+
     try:
         for k in range(workers):
             parent, child = ctx.Pipe()
@@ -230,18 +281,25 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
             child.close()
             procs.append(p)
             pipes.append(parent)
+            _LIVE_WORKERS[k] = int(p.pid or 0)
         deadline = time.monotonic() + _WORKER_START_TIMEOUT_S
         for k, pipe in enumerate(pipes):
             if not pipe.poll(max(0.0, deadline - time.monotonic())):
-                raise RuntimeError(f"load worker {k} did not start within {_WORKER_START_TIMEOUT_S:.0f}s")
-            msg = pipe.recv()
+                raise LoadWorkerDied(f"load worker {k} of {workers} (pid {procs[k].pid}) did not start within {_WORKER_START_TIMEOUT_S:.0f}s")
+            try:
+                msg = pipe.recv()
+            except (EOFError, OSError):
+                raise died(k, "starting (before it reported ready)") from None
             if msg[0] != "ready":
-                raise RuntimeError(f"load worker {k} failed to start:\n{msg[1]}")
+                raise LoadWorkerDied(f"load worker {k} of {workers} (pid {procs[k].pid}) failed to start:\n{msg[1]}")
         t0 = time.monotonic() + 0.05
         if on_start is not None:
             on_start(t0)
-        for pipe in pipes:
-            pipe.send(("start", t0))
+        for k, pipe in enumerate(pipes):
+            try:
+                pipe.send(("start", t0))
+            except OSError:
+                raise died(k, "waiting for the start time") from None
         results: list[LoadResult] = []
         hard = t0 + cfg.duration + cfg.request_timeout_s + 30.0
         pending = dict(enumerate(pipes))
@@ -252,19 +310,30 @@ def _run_workers(cfg: EngineConfig, workers: int, on_start: Callable[[float], No
                 stop.set()
             for k, pipe in list(pending.items()):
                 if pipe.poll(0.05 / max(1, len(pending))):
-                    msg = pipe.recv()
+                    try:
+                        msg = pipe.recv()
+                    except (EOFError, OSError):  # its end closed without a result: the process died
+                        raise died(k, share(k)) from None
                     del pending[k]
                     if msg[0] != "result":
-                        raise RuntimeError(f"load worker {k} failed:\n{msg[1]}")
+                        raise died(k, share(k), f"it reported: {msg[1]}")
                     results.append(LoadResult.from_dict(msg[1]))
+                elif procs[k].exitcode is not None:  # gone, and nothing more to read
+                    raise died(k, share(k))
             if time.monotonic() > hard:
                 break
         if pending:
-            raise RuntimeError(f"load workers {sorted(pending)} did not report within the hard time limit")
+            hung = ", ".join(f"{k} (pid {procs[k].pid})" for k in sorted(pending))
+            raise LoadWorkerDied(
+                f"load worker(s) {hung} of {workers} did not report within the hard time limit "
+                f"({hard - t0:.0f}s after the start: the run's duration, its request time-out and 30 s); "
+                "the run has no verdict"
+            )
         merged = results[0]
         merged.merge(*results[1:])
         return merged
     finally:
+        _LIVE_WORKERS.clear()
         stop.set()
         for p in procs:
             p.join(5.0)

@@ -15,7 +15,8 @@ Needs the ``distributed`` package (``pip install pytest-peakchaos[dask]``). How 
   orders, counters) into one result of the same schema as a local run.
 * A worker that is lost mid-run (its process died, or the scheduler lost it) is reported in
   ``LoadResult.missing_shares`` and ``stop_reason``: its share of the sessions is missing and named,
-  never silently dropped.
+  never silently dropped. An experiment turns missing shares into a ``LoadWorkerDied`` harness
+  error (half a load is no verdict on the system under test).
 """
 
 from __future__ import annotations
@@ -184,7 +185,9 @@ def run_on_dask(
             if pending:
                 time.sleep(POLL_S)
         if not results:
-            raise RuntimeError(
+            from pytest_peakchaos.load.api import LoadWorkerDied
+
+            raise LoadWorkerDied(
                 "cluster: every share of the run was lost: "
                 + "; ".join(f"share {x['share']} on {x['worker']}: {x['error']}" for x in lost)
             )

@@ -33,6 +33,11 @@ class Stack(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
+    def rebuild(self) -> None:
+        """Tear down and start again (the plugin does this once after a harness error)."""
+        self.stop()
+        self.start()
+
     def __enter__(self) -> Stack:
         self.start()
         return self

@@ -131,6 +131,7 @@ class DockerStack(Stack):
         self._toxiproxy: ToxiproxyClient | None = None
         self._ports: dict[tuple[str, int], int] = {}
         self.sweep_report: reaper.SweepReport | None = None
+        self._lease: Any = None
         self.started = False
         self.startup_seconds: float | None = None
 
@@ -139,6 +140,12 @@ class DockerStack(Stack):
     def client(self) -> docker.DockerClient:
         if self._client is None:
             self._client = docker_client()
+        return self._client
+
+    @property
+    def engine_client(self) -> docker.DockerClient | None:
+        """The client this stack talks to the engine with (None before it made one): the harness
+        watch pings it (see :mod:`.health`)."""
         return self._client
 
     def labels(self, **extra: str) -> dict[str, str]:
@@ -200,6 +207,11 @@ class DockerStack(Stack):
         self._log(f"stack {self.run_id} up in {self.startup_seconds:.1f}s")
 
     def stop(self) -> None:
+        problem = health.engine_problem(self) if self.containers else None
+        if problem is not None:  # logs and removal would fail (or hang): say what is left instead
+            self._log(f"teardown of {self.run_id} impossible: {problem}")
+            self.started = False
+            return
         self._capture_logs()
         if self.keep and self.started:
             self._log(self.describe() + f"\n  left running (--peakchaos-keep); remove with: peakchaos prune --run {self.run_id}")
@@ -207,45 +219,83 @@ class DockerStack(Stack):
         self._teardown()
         self.started = False
 
+    def rebuild(self) -> None:
+        """Tear the stack down and start a fresh one under a new run id (after a harness error)."""
+        self.stop()
+        if self._lease is not None:
+            lease._close(self._lease)
+            self._lease = None
+        self.run_id = labels.new_run_id()
+        self.network_name = f"peakchaos-{self.run_id}"
+        self.private_network_name = f"peakchaos-{self.run_id}-private"
+        self.links = {}
+        self.captured_logs = {}
+        self._toxiproxy = None
+        self._ports = {}
+        self.started = False
+        self.start()
+
     def _teardown(self) -> None:
         import docker.errors
 
+        problem = health.engine_problem(self) if self.containers or self._network is not None else None
+        if problem is not None:  # every call would fail (or hang): say what is left and how to prune it
+            self._log(f"teardown of {self.run_id} impossible: {problem}")
+            return
         errors: list[str] = []
         for link in self.links.values():
             try:
                 link.close()
             except Exception as exc:  # noqa: BLE001 - teardown goes on
                 errors.append(f"link {link.name}: {exc}")
-        for name, container in reversed(list(self.containers.items())):
+        def remove(item: tuple[str, Container]) -> str | None:
+            name, container = item
             try:
                 container.remove(force=True, v=True)
             except docker.errors.NotFound:
                 pass
-            except docker.errors.APIError as exc:
-                errors.append(f"container {name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - API or connection errors: teardown goes on
+                return f"container {name}: {exc}"
+            return None
+
+        # all at once (force: each is killed, nothing waits on another): ~1.0 s instead of ~1.4 s
+        from concurrent.futures import ThreadPoolExecutor
+
+        items = list(reversed(list(self.containers.items())))
+        if items:
+            with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="peakchaos-teardown") as pool:
+                errors.extend(e for e in pool.map(remove, items) if e)
         self.containers.clear()
-        for attr, net_name in (("_network", self.network_name), ("_private", self.private_network_name)):
+        def remove_network(item: tuple[str, str]) -> str | None:
+            attr, net_name = item
             network = getattr(self, attr)
-            if network is None:
-                continue
+            setattr(self, attr, None)
             try:
-                network.remove()
+                if network is not None:
+                    network.remove()
             except docker.errors.NotFound:
                 pass
-            except docker.errors.APIError as exc:
-                errors.append(f"network {net_name}: {exc}")
-            setattr(self, attr, None)
+            except Exception as exc:  # noqa: BLE001
+                return f"network {net_name}: {exc}"
+            return None
+
+        nets = [("_network", self.network_name), ("_private", self.private_network_name)]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="peakchaos-teardown") as pool:  # both at once too
+            errors.extend(e for e in pool.map(remove_network, nets) if e)
         for vol in self._volumes.values():
             try:
                 self.client.volumes.get(vol).remove(force=True)
             except docker.errors.NotFound:
                 pass
-            except docker.errors.APIError as exc:
+            except Exception as exc:  # noqa: BLE001
                 errors.append(f"volume {vol}: {exc}")
         self._volumes.clear()
         if errors:
             # A later sweep removes leftovers; say what was left so nothing is lost silently.
-            self._log("teardown left resources (the next run sweeps them): " + "; ".join(errors))
+            self._log(
+                "teardown left resources (the next run sweeps them, or: peakchaos prune --run "
+                f"{self.run_id}): " + "; ".join(errors)
+            )
 
     # -- steps ------------------------------------------------------------------------------
     def _create_network(self) -> None:

@@ -3,14 +3,21 @@
 * :func:`probe_links` runs at stack start: a TCP connection through each link's proxy must reach
   something that listens on the link's port; else a :class:`StackError` naming the service, the
   port and the ports the service does listen on.
-* :func:`harness_problem` says whether the Toxiproxy container still runs and answers; the
-  ``peakchaos`` fixture calls it after (or when) an experiment failed, so that a dead Toxiproxy is
-  a :class:`HarnessError` naming the container, its exit code and last log lines, never a
-  graceful / not graceful verdict on the shop.
+* :func:`harness_problem` says whether the Docker engine still answers and the Toxiproxy container
+  still runs and answers; the ``peakchaos`` fixture calls it after (or when) an experiment failed,
+  so that a dead Toxiproxy is a :class:`HarnessError` naming the container, its exit code and last
+  log lines, and an unreachable engine one naming the engine (``DOCKER_HOST``), the last error and
+  what is left behind; never a graceful / not graceful verdict on the shop.
+* :class:`HarnessWatch` asks :func:`watch_problem` (engine, Toxiproxy's container) every second while an experiment's load runs
+  and stops the load at the first problem (the experiment then raises :class:`HarnessError`).
+
+Legacy services are *not* harness: a legacy that dies is what the shop must survive (a verdict).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +26,7 @@ from .base import StackError
 if TYPE_CHECKING:
     from .base import Stack
 
-__all__ = ["HarnessError", "probe_links", "harness_problem", "listening_ports"]
+__all__ = ["HarnessError", "HarnessWatch", "engine_address", "engine_problem", "container_problem", "watch_problem", "probe_links", "harness_problem", "listening_ports"]
 
 
 class HarnessError(StackError):
@@ -71,28 +78,121 @@ def probe_links(stack: Any, timeout_s: float = 3.0) -> None:
             time.sleep(0.2)
 
 
+#: where docker.from_env() connects when DOCKER_HOST is not set
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+#: how long one engine ping may take before the engine counts as unreachable
+ENGINE_PING_TIMEOUT_S = 5.0
+
+
+def engine_address() -> str:
+    """The Docker engine the stack talks to, as the user configures it (``DOCKER_HOST``)."""
+    host = os.environ.get("DOCKER_HOST")
+    return f"DOCKER_HOST={host}" if host else f"{DEFAULT_ENGINE} (the default; DOCKER_HOST is not set)"
+
+
+def _left_behind(stack: Any) -> str:
+    names = [getattr(c, "name", "?") for c in getattr(stack, "containers", {}).values()]
+    nets = [n for n in (getattr(stack, "network_name", None), getattr(stack, "private_network_name", None)) if n]
+    parts = [f"{len(names)} container(s) ({', '.join(names) or 'none'})"]
+    if nets:
+        parts.append(f"network(s) {', '.join(nets)}")
+    return (
+        f"left behind (cannot be removed while the engine is unreachable): stack {stack.run_id}: "
+        + "; ".join(parts)
+        + f". Once the engine answers again, remove them with: peakchaos prune --run {stack.run_id} "
+        "(a later session's sweep removes them too, once the run's lease has ended with its engine connection)"
+    )
+
+
+def engine_problem(stack: Any) -> str | None:
+    """None when the stack's Docker engine answers a ping (or the stack has no engine); else what
+    is wrong: the engine, the last error, what is left behind and how to prune it."""
+    client = getattr(stack, "engine_client", None)
+    if client is None:
+        return None
+    try:
+        api = client.api
+        api._result(api._get(api._url("/_ping"), timeout=ENGINE_PING_TIMEOUT_S))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine is the problem
+        return (
+            f"the Docker engine at {engine_address()} does not answer (last error: {type(exc).__name__}: {exc}); "
+            + _left_behind(stack)
+        )
+    return None
+
+
+def container_problem(stack: Any) -> str | None:
+    """None when the stack's Toxiproxy container runs (or the stack has none); else its state,
+    exit code and last log lines."""
+    container = getattr(stack, "containers", {}).get("toxiproxy")
+    if container is None:
+        return None
+    try:
+        container.reload()
+        state = container.attrs.get("State", {})
+    except Exception as exc:  # noqa: BLE001
+        return f"the Toxiproxy container {container.name} is gone ({exc})"
+    if state.get("Status") == "running":
+        return None
+    try:
+        tail = container.logs(tail=15).decode(errors="replace").strip()
+    except Exception as exc:  # noqa: BLE001
+        tail = f"<no logs: {exc}>"
+    return (
+        f"the Toxiproxy container {container.name} is {state.get('Status')} "
+        f"(exit code {state.get('ExitCode')}{', OOM-killed' if state.get('OOMKilled') else ''}); "
+        f"last log lines:\n{tail or '<empty>'}"
+    )
+
+
+def watch_problem(stack: Any) -> str | None:
+    """What :class:`HarnessWatch` asks during a run: the engine answers and Toxiproxy's container
+    runs (not its API: a slow answer under load is no reason to stop a run)."""
+    return engine_problem(stack) or container_problem(stack)
+
+
 def harness_problem(stack: Stack) -> str | None:
-    """None when Toxiproxy runs and answers; else what is wrong with it (for a HarnessError)."""
-    containers = getattr(stack, "containers", {})
-    container = containers.get("toxiproxy")
-    if container is not None:
-        try:
-            container.reload()
-            state = container.attrs.get("State", {})
-        except Exception as exc:  # noqa: BLE001
-            return f"the Toxiproxy container {container.name} is gone ({exc})"
-        if state.get("Status") != "running":
-            try:
-                tail = container.logs(tail=15).decode(errors="replace").strip()
-            except Exception as exc:  # noqa: BLE001
-                tail = f"<no logs: {exc}>"
-            return (
-                f"the Toxiproxy container {container.name} is {state.get('Status')} "
-                f"(exit code {state.get('ExitCode')}{', OOM-killed' if state.get('OOMKilled') else ''}); "
-                f"last log lines:\n{tail or '<empty>'}"
-            )
+    """None when the engine and Toxiproxy run and answer; else what is wrong (for a HarnessError)."""
+    problem = watch_problem(stack)
+    if problem is not None:
+        return problem
     try:
         stack.toxiproxy.proxies(timeout=3.0)
     except Exception as exc:  # noqa: BLE001
         return f"Toxiproxy does not answer: {exc}"
     return None
+
+
+class HarnessWatch:
+    """While an experiment's load runs: :func:`watch_problem` every ``every_s``; at the first
+    problem ``problem`` is set and ``on_problem`` called (the experiment stops its load with it)."""
+
+    def __init__(self, stack: Any, on_problem: Any, every_s: float = 1.0) -> None:
+        self.stack = stack
+        self.on_problem = on_problem
+        self.every_s = every_s
+        self.problem: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peakchaos-harness-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(2 * ENGINE_PING_TIMEOUT_S + 5.0)
+
+    def _run(self) -> None:
+        failed = 0
+        while not self._stop.wait(self.every_s):
+            try:
+                problem = watch_problem(self.stack)
+            except Exception as exc:  # noqa: BLE001 - a broken check is itself a harness problem
+                problem = f"the harness check failed: {type(exc).__name__}: {exc}"
+            failed = failed + 1 if problem is not None else 0
+            # twice in a row (a second apart): one slow answer from a busy engine is not a failure
+            if failed >= 2 and not self._stop.is_set():
+                self.problem = problem
+                self.on_problem(problem)
+                return

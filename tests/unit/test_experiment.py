@@ -567,3 +567,22 @@ def test_no_bytes_through_the_proxy_fails_after_its_connections_were_closed_once
     assert any("closed the proxy's connections" in n for n in result.notes)
     [row] = [c for c in result.checks if c.name == "baseline"]
     assert not row.passed and "the cloud does not reach legacy through the proxy" in row.measured, result.summary()
+
+
+def test_a_lost_load_share_is_a_harness_error_not_a_verdict(shop: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A distributed run that lost a worker's share (``missing_shares``) has no verdict: the
+    experiment raises LoadWorkerDied naming the share and worker, and its fault is reverted."""
+    import pytest_peakchaos.load as load_mod
+    from pytest_peakchaos.load.api import LoadWorkerDied
+
+    real = load_mod.run_load
+
+    def losing_a_share(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)  # a real run; then, as run_on_dask reports a lost worker:
+        result.missing_shares = [{"share": 1, "of": 2, "worker": "tcp://127.0.0.1:40001", "error": "the worker was lost mid-run"}]
+        return result
+
+    monkeypatch.setattr(load_mod, "run_load", losing_a_share)
+    with pytest.raises(LoadWorkerDied, match=r"load share 1 of 2 on Dask worker tcp://127\.0\.0\.1:40001: the worker was lost mid-run; .*no verdict"):
+        Experiment(shop).run("normal", 1.5, [latency(ms=40, start=0.5, length=0.5)], seed=3, scale=0.4, checks=SMALL, settle="1s")  # type: ignore[arg-type]
+    assert not shop.the_link.active and shop.state.slow_s == 0.0
