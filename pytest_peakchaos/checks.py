@@ -135,6 +135,10 @@ class Policy:
     recovery_window_s: float = 2.0
     #: amplification: calls reaching legacy per legacy-bound action, at most (retries, fan-out).
     amplification_max: float = 3.0
+    #: amplification: the fault phase is also judged over windows of this many whole seconds
+    #: (sliding by one), so a storm that a breaker cuts off now and then is not averaged away
+    #: by the seconds it was open. 0: only the phase as a whole.
+    amplification_window_s: float = 2.0
     #: shedding: while legacy calls cannot succeed in time (a latency of at least
     #: ``shedding_min_latency_ms``, or a downstream timeout / reset_peer / limit_data), calls
     #: reaching legacy per legacy-bound action, from ``shedding_grace_s`` after the fault starts,
@@ -181,7 +185,7 @@ class Policy:
         for name in ("isolation_p95_floor_ms", "fail_fast_p99_ms", "recovery_window_s", "generator_delay_p99_ms",
                      "shedding_min_latency_ms"):
             _positive(name, getattr(self, name))
-        for name in ("recovery_within_s", "min_phase_s", "shedding_grace_s", "shedding_max_calls"):
+        for name in ("recovery_within_s", "min_phase_s", "shedding_grace_s", "shedding_max_calls", "amplification_window_s"):
             _positive(name, getattr(self, name), minimum=0.0)
         if self.patience_s is not None:
             _positive("patience_s", self.patience_s)
@@ -542,6 +546,9 @@ class Amplification:
     per_phase: dict[str, tuple[float, int]] = field(default_factory=dict)
     #: phases whose delta is unknown: a reading at one of their boundaries failed (phase -> why)
     unread: dict[str, str] = field(default_factory=dict)
+    #: ``(start, end, delta, legacy-bound actions)`` of short windows inside the fault phase
+    #: (``Policy.amplification_window_s``), for the peak
+    windows: tuple[tuple[float, float, float, int], ...] = ()
 
     @property
     def per_action(self) -> float | None:
@@ -1142,7 +1149,13 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
             continue
         per = delta / n
         measured = f"{per:.2f} calls per action ({int(round(delta))} calls / {n} actions)"
-        out.append(CheckResult(name, phase.name, per <= policy.amplification_max, expected, measured, f"{base_text}counted at legacy: {amp.source}"))
+        passed = per <= policy.amplification_max
+        peak = _peak(amp, policy) if phase.name == "fault" else None
+        if peak is not None:
+            t0, t1, pd, pn = peak
+            measured += f"; peak {pd / pn:.2f} in {t0:g}s-{t1:g}s ({int(round(pd))} calls / {pn} actions)"
+            passed = passed and pd / pn <= policy.amplification_max
+        out.append(CheckResult(name, phase.name, passed, expected, measured, f"{base_text}counted at legacy: {amp.source}"))
     return out or [CheckResult.skip(name, RUN, expected, "no counter readings per phase")]
 
 
@@ -1181,6 +1194,13 @@ def shedding(ev: Evidence, policy: Policy) -> list[CheckResult]:
         detail = f"{w.fault}: {w.why}{base_text}; counted at legacy: {amp.source}"
         out.append(CheckResult(name, "fault", passed, expected, measured, detail))
     return out
+
+
+def _peak(amp: Amplification, policy: Policy) -> tuple[float, float, float, int] | None:
+    """The fault-phase window with the most calls per legacy-bound action, among those with at
+    least ``min_requests`` actions (None: no such window)."""
+    judged = [w for w in amp.windows if w[3] >= policy.min_requests]
+    return max(judged, key=lambda w: w[2] / w[3]) if judged else None
 
 
 CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {

@@ -26,6 +26,7 @@ No pytest import here: the plugin's ``peakchaos`` fixture and marker are thin wr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
@@ -62,7 +63,7 @@ from pytest_peakchaos.evidence import (
     settle_and_reconcile,
     toxiproxy_bytes_counter,
 )
-from pytest_peakchaos.evidence.shedding import grace_boundaries, shedding_windows
+from pytest_peakchaos.evidence.shedding import grace_boundaries, peak_boundaries, peak_windows, shedding_windows
 from pytest_peakchaos.faults import Fault, FaultSchedule, FaultWindow
 from pytest_peakchaos.units import format_duration, parse_duration
 
@@ -557,7 +558,8 @@ class Experiment:
                 link.check(f)
         windows = tuple(schedule.windows())
         phases = derive_phases([(w.start_s, w.end_s) for w in windows], duration_s)
-        boundaries = sorted({p.start for p in phases} | {p.end for p in phases} | set(grace_boundaries(windows, policy)))
+        boundaries = sorted({p.start for p in phases} | {p.end for p in phases} | set(grace_boundaries(windows, policy))
+                            | set(peak_boundaries(phases, policy)))
 
         sources = self._sources()
         reader, ledger_note = self._ledger_reader()
@@ -632,6 +634,8 @@ class Experiment:
         real_phases = real.phases if real is not None else phases
         amp, amp_note = _amplification(readings, phases, load, legacy, sources.legacy_note, end_t)
         shed = shedding_windows(windows, policy, readings, load, legacy)
+        if amp is not None:
+            amp = dataclasses.replace(amp, windows=peak_windows(phases, policy, readings, load, legacy))
         link_bytes: dict[str, float | None] | None = None
         if "link" in readings.sources:
             deltas, unread = phase_deltas(readings, "link", phases, end_t=end_t)

@@ -25,14 +25,14 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pytest_peakchaos.checks import Policy, SheddingWindow
+from pytest_peakchaos.checks import Phase, Policy, SheddingWindow
 from pytest_peakchaos.faults import FaultWindow, ToxicFault
 
 if TYPE_CHECKING:
     from pytest_peakchaos.evidence.boundaries import BoundaryReadings
     from pytest_peakchaos.load.result import LoadResult
 
-__all__ = ["starving_reason", "grace_boundaries", "shedding_windows"]
+__all__ = ["starving_reason", "grace_boundaries", "shedding_windows", "peak_boundaries", "peak_windows"]
 
 #: a ``limit_data`` of at most this many bytes lets no answer through whole (``HTTP/1.1 200 OK\r\n``
 #: alone is 17); a larger budget lets the first answers of each connection pass
@@ -95,4 +95,35 @@ def shedding_windows(
             continue
         actions = load.window(int(math.ceil(lo - 1e-9)), int(math.floor(w.end_s + 1e-9)), bound).count
         out.append(SheddingWindow(desc, why, lo, w.end_s, max(0.0, b.value - a.value), actions, "", b.unit))
+    return tuple(out)
+
+
+def peak_boundaries(phases: Sequence[Phase], policy: Policy) -> list[float]:
+    """Extra counter-reading times for ``amplification``'s peak: every whole second inside the
+    fault phase (``amplification_window_s`` 0: none)."""
+    fault = next((p for p in phases if p.name == "fault"), None)
+    if fault is None or policy.amplification_window_s <= 0:
+        return []
+    lo, hi = fault.seconds()
+    return [float(t) for t in range(lo, hi + 1)]
+
+
+def peak_windows(
+    phases: Sequence[Phase], policy: Policy, readings: BoundaryReadings, load: LoadResult, legacy: frozenset[str],
+) -> tuple[tuple[float, float, float, int], ...]:
+    """``(start, end, calls, legacy-bound actions)`` of every ``amplification_window_s`` window of
+    whole seconds inside the fault phase, sliding by a second; windows whose readings failed are
+    left out."""
+    width = int(round(policy.amplification_window_s))
+    fault = next((p for p in phases if p.name == "fault"), None)
+    if fault is None or width <= 0:
+        return ()
+    lo, hi = fault.seconds()
+    bound = [a for a in load.actions if a in legacy]
+    out: list[tuple[float, float, float, int]] = []
+    for t in range(lo, hi - width + 1):
+        a, b = readings.get("legacy", float(t)), readings.get("legacy", float(t + width))
+        if a is None or b is None:
+            continue
+        out.append((float(t), float(t + width), max(0.0, b.value - a.value), load.window(t, t + width, bound).count))
     return tuple(out)

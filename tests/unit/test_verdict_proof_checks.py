@@ -179,3 +179,39 @@ def test_ack_order_items_round_trip() -> None:
     back = LoadResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert back.orders == r.orders
     assert "items" not in r.to_dict()["orders"][1]
+
+
+# ------------------------------------------------------------------------------ amplification peak
+
+
+def test_amplification_peak_fails_a_storm_the_phase_average_hides() -> None:
+    from pytest_peakchaos.checks import amplification
+
+    load = build(40, healthy())
+    # 2.0 calls per action over the fault phase, but 4 per action in 12s-14s (the breaker was open
+    # for the rest): the storm is judged where it happened
+    windows = ((10.0, 12.0, 24.0, 24), (12.0, 14.0, 96.0, 24), (14.0, 16.0, 0.0, 24), (16.0, 18.0, 40.0, 10))
+    amp = Amplification("calls", "GET /stats", 500.0, 480, {"baseline": (130.0, 120), "fault": (480.0, 240)}, windows=windows)
+    rows = amplification(evidence(load, amplification=amp), Policy())
+    fault = [r for r in rows if r.phase == "fault"][0]
+    assert not fault.passed and fault.measured == "2.00 calls per action (480 calls / 240 actions); peak 4.00 in 12s-14s (96 calls / 24 actions)"
+    # the 10-action window (4.0 per action) is below min_requests: not the peak
+    assert all(r.passed for r in amplification(evidence(load, amplification=amp), Policy(amplification_max=4.5)))
+    calm = Amplification("calls", "GET /stats", 500.0, 480, {"fault": (240.0, 240)}, windows=windows[:1] + windows[2:])
+    [r] = [r for r in amplification(evidence(load, amplification=calm), Policy()) if r.phase == "fault"]
+    assert r.passed and "peak 1.00 in 10s-12s" in r.measured
+
+
+def test_peak_windows_from_readings() -> None:
+    from pytest_peakchaos.checks import Phase
+    from pytest_peakchaos.evidence.shedding import peak_boundaries, peak_windows
+
+    phases = (Phase("baseline", 0, 10), Phase("fault", 10, 14.5), Phase("recovery", 14.5, 40))
+    assert peak_boundaries(phases, Policy()) == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert peak_boundaries(phases, Policy(amplification_window_s=0)) == []
+    readings = BoundaryReadings({})
+    readings.values["legacy"] = {10.0: CounterReading(0.0), 11.0: CounterReading(5.0), 12.0: CounterReading(30.0),
+                                 13.0: None, 14.0: CounterReading(60.0)}
+    load = build(40, healthy())
+    got = peak_windows(phases, Policy(), readings, load, frozenset({"add_to_cart", "checkout"}))
+    assert got == ((10.0, 12.0, 30.0, 24), (12.0, 14.0, 30.0, 24))  # 11-13 needs the failed reading at 13s
