@@ -444,7 +444,7 @@ class Engine:
             b = self.bound[a]
             if b is not None and b.effects:
                 self._response_effects(b, st, status, body, key, req)
-            if self.track_carts and (not ok or waiter.done()):
+            if b is not None and b.cart_op is not None and self.track_carts and (not ok or waiter.done()):
                 self._cart_unsure(a, st, waiter)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"

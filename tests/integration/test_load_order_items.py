@@ -36,14 +36,16 @@ def test_acknowledged_orders_carry_their_cart_and_the_unsure_skus() -> None:
                       concurrency_cap=500, request_timeout_s=2, run_id="items")
         refused = run_load(t.url, _profile("/status/409"), duration=0.5, seed=5, max_requests=10_000, max_sessions=None,
                            concurrency_cap=500, request_timeout_s=2, run_id="items2")
-    assert len(ok.orders) == ok.sessions.started > 5
+    assert len(ok.orders) > 5  # (a session that arrived just before the end may not have ordered)
     for o in ok.orders:
         assert o.items is not None and 1 <= len(o.items) <= 2 and o.unsure == (), o
     # the same sessions (same seed): the same carts, but the second add was refused, so its sku is unsure
     def by_session(orders: list) -> dict[str, object]:  # type: ignore[type-arg]
         return {o.idempotency_key.split("-", 2)[2]: o.items for o in orders}
 
-    assert by_session(refused.orders) == by_session(ok.orders)
+    mine, theirs = by_session(refused.orders), by_session(ok.orders)
+    common = set(mine) & set(theirs)
+    assert len(common) > 5 and all(mine[k] == theirs[k] for k in common)
     for o in refused.orders:
         assert o.items is not None and len(o.unsure) == 1 and o.unsure[0] in o.items, o
     assert any(len(o.items or ()) == 2 and o.unsure[0] == (o.items or ())[1] for o in refused.orders)
