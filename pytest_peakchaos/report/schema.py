@@ -178,7 +178,7 @@ SCHEMA: JSONDict = {
         ),
         "check": _obj(
             {
-                "name": _str("isolation, fail_fast, honest_degradation, ledger, recovery, amplification, ..."),
+                "name": _str("baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification, shedding, ..."),
                 "phase": _str("phase the check looked at"),
                 "outcome": {"enum": list(OUTCOMES), "description": "pass, fail or not measured"},
                 "passed": {"type": "boolean", "description": "whether the row lets the run pass (not measured: only when not strict)"},
