@@ -53,6 +53,7 @@ __all__ = [
     "Phase",
     "Policy",
     "Reconciliation",
+    "SheddingWindow",
     "amplification",
     "baseline",
     "derive_phases",
@@ -65,10 +66,13 @@ __all__ = [
     "not_measured_warning",
     "recovery",
     "resolve_policy",
+    "shedding",
 ]
 
 #: Every check, in the order they are evaluated and shown.
-CHECK_NAMES: tuple[str, ...] = ("baseline", "isolation", "fail_fast", "honest_degradation", "ledger", "recovery", "amplification")
+CHECK_NAMES: tuple[str, ...] = (
+    "baseline", "isolation", "fail_fast", "honest_degradation", "ledger", "recovery", "amplification", "shedding",
+)
 #: Old spellings (README before peakchaos 0.2) -> the check's name; accepted with a DeprecationWarning.
 CHECK_ALIASES: dict[str, str] = {"nothing_lost": "ledger", "bounded_amplification": "amplification"}
 #: The three outcomes of a row.
@@ -131,6 +135,24 @@ class Policy:
     recovery_window_s: float = 2.0
     #: amplification: calls reaching legacy per legacy-bound action, at most (retries, fan-out).
     amplification_max: float = 3.0
+    #: amplification: the fault phase is also judged over windows of this many whole seconds
+    #: (sliding by one), so a storm that a breaker cuts off now and then is not averaged away
+    #: by the seconds it was open. 0: only the phase as a whole.
+    amplification_window_s: float = 2.0
+    #: shedding: while legacy calls cannot succeed in time (a latency of at least
+    #: ``shedding_min_latency_ms``, or a downstream timeout / reset_peer / limit_data), calls
+    #: reaching legacy per legacy-bound action, from ``shedding_grace_s`` after the fault starts,
+    #: at most. A legacy-bound action makes at least one legacy call when nothing sheds, so 0.5
+    #: says: at least half of them no longer reach a legacy that cannot answer (a circuit breaker,
+    #: a bulkhead, a queue). Raise it for a cloud whose actions fan out into several calls each.
+    shedding_max_calls: float = 0.5
+    #: shedding: seconds after a fault starts before shedding is expected (a breaker needs a few
+    #: failures to open; calls in flight when the fault starts still land).
+    shedding_grace_s: float = 1.0
+    #: shedding: a link latency (ms, both streams added) at or above which no legacy call is in
+    #: time. The ``fail_fast`` p99 bound by default: a synchronous call through such a link cannot
+    #: meet it. Lower latencies are not judged: a cloud may rightly keep calling a slow legacy.
+    shedding_min_latency_ms: float = 2000.0
     #: a phase shorter than this (s) cannot serve as a baseline / recovery phase: checks needing
     #: it are not measured.
     min_phase_s: float = 3.0
@@ -160,9 +182,10 @@ class Policy:
             _fraction(name, getattr(self, name))
         for name in ("isolation_p95_factor", "amplification_max"):
             _positive(name, getattr(self, name), minimum=1.0)
-        for name in ("isolation_p95_floor_ms", "fail_fast_p99_ms", "recovery_window_s", "generator_delay_p99_ms"):
+        for name in ("isolation_p95_floor_ms", "fail_fast_p99_ms", "recovery_window_s", "generator_delay_p99_ms",
+                     "shedding_min_latency_ms"):
             _positive(name, getattr(self, name))
-        for name in ("recovery_within_s", "min_phase_s"):
+        for name in ("recovery_within_s", "min_phase_s", "shedding_grace_s", "shedding_max_calls", "amplification_window_s"):
             _positive(name, getattr(self, name), minimum=0.0)
         if self.patience_s is not None:
             _positive("patience_s", self.patience_s)
@@ -414,17 +437,28 @@ class Reconciliation:
     settled: bool = True
     #: the last error reading the ledger while waiting for it to settle (empty: none)
     last_error: str = ""
+    #: found orders whose items were compared with the shopper's cart (see :meth:`reconcile`)
+    items_compared: int = 0
+    #: ... of which the ledger's row lacks items the shopper had in the cart
+    items_short: int = 0
+    #: e.g. ``("pc-x-3-0: 17, 42",)``: key and the skus its row lacks
+    items_short_keys: tuple[str, ...] = ()
+    #: why items were not compared (empty: they were, for ``items_compared`` orders)
+    items_note: str = "no items recorded"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "acknowledged": self.acknowledged, "found": self.found, "missing": self.missing, "duplicated": self.duplicated,
             "settled": self.settled, "waited_s": round(self.waited_s, 3), "last_error": self.last_error,
+            "items_compared": self.items_compared, "items_short": self.items_short, "items_note": self.items_note,
         }
 
     @classmethod
     def reconcile(
         cls, acknowledged: Iterable[str], ledger_keys: Iterable[str], *, also: Callable[[str], bool] | None = None,
         waited_s: float = 0.0, last_error: str = "",
+        ordered: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None,
+        ledger_items: Mapping[str, frozenset[str]] | None = None,
     ) -> Reconciliation:
         """Compare acknowledged idempotency keys with the keys of the ledger's rows.
 
@@ -432,6 +466,12 @@ class Reconciliation:
         (the run's own keys that were never acknowledged must not be in the ledger twice either).
         A ledger key that extends an acknowledged one after a separator (``<key>.r2``: a redelivery
         under a re-minted key) counts as that order again.
+
+        Items: ``ordered`` maps an acknowledged key to ``(skus, unsure)``, the skus the shopper's
+        cart held when it ordered and those of them whose cart request failed; ``ledger_items``
+        maps a ledger key to the skus of its row (``None``: the ledger's rows have no items). A
+        found order whose row(s) lack a sure sku is *short*: the shop lost part of the cart.
+        Quantities are not compared (the planner's cart holds a sku once; the shop adds up).
         """
         acked = list(dict.fromkeys(k for k in acknowledged if k))
         acked_set = set(acked)
@@ -440,6 +480,7 @@ class Reconciliation:
             counts[_order_of(key, acked_set)] = counts.get(_order_of(key, acked_set), 0) + 1
         missing = [k for k in acked if counts.get(k, 0) == 0]
         dup = sorted(k for k, n in counts.items() if n > 1 and (k in acked_set or (also is not None and also(k))))
+        compared, short, note = _compare_items(acked_set, counts, ordered, ledger_items)
         return cls(
             acknowledged=len(acked),
             found=len(acked) - len(missing),
@@ -450,7 +491,35 @@ class Reconciliation:
             waited_s=waited_s,
             settled=not missing,
             last_error=last_error,
+            items_compared=compared,
+            items_short=len(short),
+            items_short_keys=tuple(short[:20]),
+            items_note=note,
         )
+
+
+def _compare_items(
+    acked: set[str], counts: Mapping[str, int],
+    ordered: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] | None, ledger_items: Mapping[str, frozenset[str]] | None,
+) -> tuple[int, list[str], str]:
+    """(orders compared, ``"<key>: <lost skus>"`` per short order, why not compared)."""
+    if not ordered:
+        return 0, [], "the load recorded no cart for its orders"
+    if ledger_items is None:
+        return 0, [], "the ledger's rows have no items"
+    got: dict[str, set[str]] = {}
+    for key, row_skus in ledger_items.items():
+        got.setdefault(_order_of(key, acked), set()).update(row_skus)
+    compared = 0
+    short: list[str] = []
+    for key, (skus, unsure) in ordered.items():
+        if counts.get(key, 0) == 0 or not skus:
+            continue
+        compared += 1
+        lost = [s for s in skus if s not in got.get(key, set()) and s not in unsure]
+        if lost:
+            short.append(f"{key}: {', '.join(lost[:6])}" + (" ..." if len(lost) > 6 else ""))
+    return compared, short, "" if compared else "no found order had a known cart"
 
 
 @dataclass(frozen=True)
@@ -477,6 +546,9 @@ class Amplification:
     per_phase: dict[str, tuple[float, int]] = field(default_factory=dict)
     #: phases whose delta is unknown: a reading at one of their boundaries failed (phase -> why)
     unread: dict[str, str] = field(default_factory=dict)
+    #: ``(start, end, delta, legacy-bound actions)`` of short windows inside the fault phase
+    #: (``Policy.amplification_window_s``), for the peak
+    windows: tuple[tuple[float, float, float, int], ...] = ()
 
     @property
     def per_action(self) -> float | None:
@@ -487,6 +559,24 @@ class Amplification:
             return None
         per = self.per_action
         return {"calls_per_legacy_action": None if per is None else round(per, 4), "calls": int(round(self.total))}
+
+
+@dataclass(frozen=True)
+class SheddingWindow:
+    """What reached legacy during one fault window in which legacy calls could not succeed in
+    time, from the grace period's end (``start``) to the window's end (evidence/shedding.py)."""
+
+    fault: str
+    #: why calls could not succeed in time under this fault
+    why: str
+    start: float
+    end: float
+    #: counter growth over ``start``..``end`` (``None``: not read, ``note`` says why)
+    calls: float | None
+    #: legacy-bound actions the load sent in the whole seconds of ``start``..``end``
+    actions: int
+    note: str = ""
+    unit: str = "calls"
 
 
 @dataclass(frozen=True)
@@ -520,6 +610,8 @@ class Evidence:
     action_classes: Mapping[str, str] = field(default_factory=dict)
     #: per-action bounds (``Profile.action_thresholds()``): success, p95_ms, p99_ms
     action_thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: fault windows in which legacy calls could not succeed in time (``shedding`` judges them)
+    shedding: tuple[SheddingWindow, ...] = ()
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -921,7 +1013,7 @@ def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
     twice); orders were attempted and some acknowledged; the ledger could be read and settled."""
     name = "ledger"
     phase = "recovery" if ev.phase("recovery") is not None else RUN
-    expected = "every acknowledged order exactly once: 0 missing, 0 duplicated"
+    expected = "every acknowledged order exactly once: 0 missing, 0 duplicated, none lacking items of the cart"
     attempted = sum(s.count for a, s in ev.load.actions.items() if a in ev.order_actions)
     if ev.ledger_error:
         return [CheckResult(name, phase, False, expected, f"the ledger could not be read: {ev.ledger_error}", ev.ledger_error)]
@@ -944,7 +1036,14 @@ def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
     measured = f"{rec.acknowledged} acknowledged: {rec.found} found, {rec.missing} missing, {rec.duplicated} duplicated{waited}"
     if rec.missing and not rec.settled:
         measured += f"; not settled after {rec.waited_s:.1f}s" + (f" (last error: {_cut(rec.last_error, 80)})" if rec.last_error else "")
-    passed = rec.missing == 0 and rec.duplicated == 0
+    if rec.items_note:
+        measured += f"; items not measured: {rec.items_note}"
+    elif rec.items_short:
+        measured += f"; {rec.items_short} of {rec.items_compared} orders lack items the shopper had in the cart"
+        detail += ("; " if detail else "") + "short e.g. " + "; ".join(rec.items_short_keys[:5])
+    else:
+        measured += f"; items of {rec.items_compared} orders as in the cart"
+    passed = rec.missing == 0 and rec.duplicated == 0 and rec.items_short == 0
     return [CheckResult(name, phase, passed, expected, measured, detail)]
 
 
@@ -1050,8 +1149,58 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
             continue
         per = delta / n
         measured = f"{per:.2f} calls per action ({int(round(delta))} calls / {n} actions)"
-        out.append(CheckResult(name, phase.name, per <= policy.amplification_max, expected, measured, f"{base_text}counted at legacy: {amp.source}"))
+        passed = per <= policy.amplification_max
+        peak = _peak(amp, policy) if phase.name == "fault" else None
+        if peak is not None:
+            t0, t1, pd, pn = peak
+            measured += f"; peak {pd / pn:.2f} in {t0:g}s-{t1:g}s ({int(round(pd))} calls / {pn} actions)"
+            passed = passed and pd / pn <= policy.amplification_max
+        out.append(CheckResult(name, phase.name, passed, expected, measured, f"{base_text}counted at legacy: {amp.source}"))
     return out or [CheckResult.skip(name, RUN, expected, "no counter readings per phase")]
+
+
+def shedding(ev: Evidence, policy: Policy) -> list[CheckResult]:
+    """While legacy calls cannot succeed in time (:attr:`Evidence.shedding`: a latency of at least
+    ``shedding_min_latency_ms``, or a downstream timeout / reset_peer / limit_data), calls reaching
+    legacy per legacy-bound action, from ``shedding_grace_s`` after the fault starts to its end,
+    are at most ``shedding_max_calls``. No row when no such fault ran (nothing to judge)."""
+    name = "shedding"
+    if not ev.shedding:
+        return []
+    expected = f"<= {policy.shedding_max_calls:g} legacy calls per legacy-bound action, from {policy.shedding_grace_s:g}s into the fault"
+    amp = ev.amplification
+    if amp is None:
+        return [CheckResult.skip(name, "fault", expected, ev.amplification_note)]
+    if amp.unit != "calls":
+        return [CheckResult.skip(name, "fault", expected, f"needs a count of calls at legacy; the counter ({amp.source}) counts {amp.unit}")]
+    base_text = ""
+    if "baseline" in amp.per_phase:
+        bd, bn = amp.per_phase["baseline"]
+        base_text = f"; baseline (not judged): {int(round(bd))} calls / {bn} actions"
+    out: list[CheckResult] = []
+    for w in ev.shedding:
+        where = f"{w.fault}, {w.start:g}s-{w.end:g}s"
+        if w.calls is None:
+            out.append(CheckResult.skip(name, "fault", expected, f"{where}: {w.note}"))
+            continue
+        if w.actions < policy.min_requests:
+            out.append(CheckResult.skip(name, "fault", expected, f"{where}: only {w.actions} legacy-bound actions after the grace"))
+            continue
+        per = w.calls / w.actions
+        measured = f"{per:.2f} calls per action ({int(round(w.calls))} calls / {w.actions} actions, {w.start:g}s-{w.end:g}s)"
+        passed = per <= policy.shedding_max_calls
+        if not passed:
+            measured += ": legacy kept getting calls it could not answer in time"
+        detail = f"{w.fault}: {w.why}{base_text}; counted at legacy: {amp.source}"
+        out.append(CheckResult(name, "fault", passed, expected, measured, detail))
+    return out
+
+
+def _peak(amp: Amplification, policy: Policy) -> tuple[float, float, float, int] | None:
+    """The fault-phase window with the most calls per legacy-bound action, among those with at
+    least ``min_requests`` actions (None: no such window)."""
+    judged = [w for w in amp.windows if w[3] >= policy.min_requests]
+    return max(judged, key=lambda w: w[2] / w[3]) if judged else None
 
 
 CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {
@@ -1062,6 +1211,7 @@ CHECKS: dict[str, Callable[[Evidence, Policy], list[CheckResult]]] = {
     "ledger": ledger,
     "recovery": recovery,
     "amplification": amplification,
+    "shedding": shedding,
 }
 
 

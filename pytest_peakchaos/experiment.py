@@ -26,6 +26,7 @@ No pytest import here: the plugin's ``peakchaos`` fixture and marker are thin wr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
@@ -62,6 +63,7 @@ from pytest_peakchaos.evidence import (
     settle_and_reconcile,
     toxiproxy_bytes_counter,
 )
+from pytest_peakchaos.evidence.shedding import grace_boundaries, peak_boundaries, peak_windows, shedding_windows
 from pytest_peakchaos.faults import Fault, FaultSchedule, FaultWindow
 from pytest_peakchaos.units import format_duration, parse_duration
 
@@ -556,7 +558,8 @@ class Experiment:
                 link.check(f)
         windows = tuple(schedule.windows())
         phases = derive_phases([(w.start_s, w.end_s) for w in windows], duration_s)
-        boundaries = sorted({p.start for p in phases} | {p.end for p in phases})
+        boundaries = sorted({p.start for p in phases} | {p.end for p in phases} | set(grace_boundaries(windows, policy))
+                            | set(peak_boundaries(phases, policy)))
 
         sources = self._sources()
         reader, ledger_note = self._ledger_reader()
@@ -637,7 +640,8 @@ class Experiment:
         rec: Reconciliation | None = None
         ledger_error = ""
         if reader is not None:
-            rec, ledger_error = settle_and_reconcile(reader, acked, prefix=f"pc-{load.run_id}-", settle_s=settle_s)
+            ordered = {o.idempotency_key: (o.items, o.unsure) for o in load.orders if o.idempotency_key and o.items is not None}
+            rec, ledger_error = settle_and_reconcile(reader, acked, prefix=f"pc-{load.run_id}-", settle_s=settle_s, ordered=ordered)
         end_t = math.inf  # key of the reading after the outbox settled
         flush_note = self._flush_link_counter(sources, readings)
         if flush_note:
@@ -647,6 +651,9 @@ class Experiment:
         real = realised_phases(windows, events, duration_s) if fault_list else None
         real_phases = real.phases if real is not None else phases
         amp, amp_note = _amplification(readings, phases, load, legacy, sources.legacy_note, end_t)
+        shed = shedding_windows(windows, policy, readings, load, legacy)
+        if amp is not None:
+            amp = dataclasses.replace(amp, windows=peak_windows(phases, policy, readings, load, legacy))
         link_bytes: dict[str, float | None] | None = None
         if "link" in readings.sources:
             deltas, unread = phase_deltas(readings, "link", phases, end_t=end_t)
@@ -680,6 +687,7 @@ class Experiment:
             link_note=sources.link_note,
             action_classes=prof.action_classes(),
             action_thresholds=prof.action_thresholds(),
+            shedding=shed,
         )
         results = evaluate(ev, policy)
         if fault_errors:

@@ -183,7 +183,7 @@ def _header_value(buf: bytes, start: int, end: int, name: bytes) -> str | None:
 class _Bound:
     """One state's binding, ready to serialize requests quickly."""
 
-    __slots__ = ("action", "sends", "method", "path", "head_tail", "json_fn", "form", "body", "dyn_headers", "idem",
+    __slots__ = ("action", "sends", "method", "path", "head_tail", "json_fn", "form", "body", "dyn_headers", "idem", "cart_op", "orders_cart",
                  "keyed", "ack", "order_id", "captures", "cap_lo", "cap_hi", "parse", "no_body", "want_head", "effects",
                  "cookies", "capture_refs", "ctype", "path_one")
 
@@ -231,6 +231,10 @@ class _Bound:
         self.cookies = bool(getattr(session, "cookies", False))
         self.want_head = self.cookies or any(c.kind == "header" for c in b.capture)
         self.effects = bool(self.parse or self.ack or self.captures or self.want_head)
+        # the session's view of its cart (ledger items): a failed add/remove makes its sku unsure;
+        # an acknowledged ordering request records the planned cart it ordered
+        self.cart_op = b.cart if b.cart in ("add", "remove") else None
+        self.orders_cart = bool(self.ack) and b.cart == "clear"
         used = set()
         for t in (b.path, b.json, b.body, *(x for kv in b.headers for x in kv), *(x for kv in (b.form or ()) for x in kv)):
             used |= {n.split(".", 1)[0] for n in fields(t)}
@@ -297,13 +301,31 @@ class _AccessLog:
         self.fh.close()
 
 
+def _ordered_cart(st: _SessionState, req: Request) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """What an acknowledged ordering request ordered, as the session saw its cart: the planned
+    cart's skus (the planner leaves the cleared cart in ``vars["cart"]``) and those of them whose
+    cart request failed. ``None``: unknown (an abandoned request; the session may have moved on)."""
+    ctx = req.ctx
+    unsure, st.unsure = st.unsure, None
+    if ctx[4].done() or (unsure is not None and "*" in unsure):  # type: ignore[index]
+        return None, ()
+    cart = st.vars.get("cart")
+    if not isinstance(cart, list):
+        return None, ()
+    items = tuple(str(s) for s in cart)
+    return items, tuple(sorted(str(s) for s in unsure if str(s) in items)) if unsure else ()
+
+
 class _SessionState:
-    __slots__ = ("index", "vars", "jar")
+    __slots__ = ("index", "vars", "jar", "unsure")
 
     def __init__(self, index: int, values: dict[str, Any], jar: CookieJar | None) -> None:
         self.index = index
         self.vars = values
         self.jar = jar
+        #: skus whose cart request failed or was abandoned since the last acknowledged order
+        #: (``None``: none); ``"*"``: the cart is unknown (ledger items, ``_cart_unsure``)
+        self.unsure: set[Any] | None = None
 
 
 class Engine:
@@ -333,7 +355,9 @@ class Engine:
             from pytest_peakchaos.profiles.template import fields
 
             used |= {x.split(".", 1)[0] for x in fields(v)}
-        self.needs_sink = bool(used & ({"cart", "cart_size", "cart_items"} | set(self.plan.dataset_names)))
+        #: an acknowledged request empties the planned cart: record what it ordered (ledger items)
+        self.track_carts = any(b is not None and b.orders_cart for b in self.bound)
+        self.needs_sink = self.track_carts or bool(used & ({"cart", "cart_size", "cart_items"} | set(self.plan.dataset_names)))
         self.warnings: dict[str, dict[str, dict[str, Any]]] = {}
         self.patience = p.patience
         shape = p.shape.over(cfg.shape_duration or cfg.duration)
@@ -420,9 +444,13 @@ class Engine:
             b = self.bound[a]
             if b is not None and b.effects:
                 self._response_effects(b, st, status, body, key, req)
+            if b is not None and b.cart_op is not None and self.track_carts and (not ok or waiter.done()):
+                self._cart_unsure(a, st, waiter)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
+            if self.track_carts:
+                self._cart_unsure(a, st, waiter)
         sec = int(intended - self.t0)
         per = self.open_sec[a]
         row = per.get(sec)
@@ -456,6 +484,16 @@ class Engine:
         if not waiter.done():  # an abandoned (impatient) request no longer has a shopper waiting
             waiter.set_result(t_done)
 
+    def _cart_unsure(self, a: int, st: _SessionState, waiter: asyncio.Future[float]) -> None:
+        """A cart request failed (its sku may not be in the shop's cart) or was abandoned by an
+        impatient shopper (the session may have moved on: the whole cart is unsure)."""
+        b = self.bound[a]
+        if b is None or b.cart_op is None:
+            return
+        if st.unsure is None:
+            st.unsure = set()
+        st.unsure.add("*" if waiter.done() else st.vars.get("sku"))
+
     def _late(self, a: int, sec: int, row: list[Any]) -> None:
         self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {}))
 
@@ -485,7 +523,11 @@ class Engine:
                 doc = None
         if b.ack and status in b.ack:
             oid = _dotted(doc, b.order_id) if (b.order_id and doc is not None) else None
-            self.orders.append(AckOrder(key or "", status, None if oid is None else str(oid), b.action))
+            items: tuple[str, ...] | None = None
+            unsure: tuple[str, ...] = ()
+            if b.orders_cart:
+                items, unsure = _ordered_cart(st, req)
+            self.orders.append(AckOrder(key or "", status, None if oid is None else str(oid), b.action, items, unsure))
         if capturing:
             values = st.vars
             for var, kind, expr in b.captures:

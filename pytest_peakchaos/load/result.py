@@ -367,6 +367,11 @@ class AckOrder:
     status: int
     order_id: str | None = None
     action: str = "checkout"
+    #: the skus the session's planned cart held when it ordered (``None``: not known, e.g. the
+    #: request was abandoned by an impatient shopper); compared with the ledger row's items
+    items: tuple[str, ...] | None = None
+    #: those of ``items`` whose cart request failed: the shop may rightly not have them
+    unsure: tuple[str, ...] = ()
 
 
 @dataclass
@@ -767,7 +772,8 @@ class LoadResult:
             },
             "missing_shares": [dict(x) for x in self.missing_shares],
             "orders": [
-                {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action}
+                {"idempotency_key": o.idempotency_key, "status": o.status, "order_id": o.order_id, "action": o.action,
+                 **({"items": list(o.items), "unsure": list(o.unsure)} if o.items is not None else {})}
                 for o in self.orders
             ],
             **({"warnings": {k: {w: dict(v) for w, v in per.items()} for k, per in self.warnings.items()}} if self.warnings else {}),
@@ -796,7 +802,11 @@ class LoadResult:
         r.session_series = {row[0]: [row[1], row[2]] for row in d["session_series"]}
         r.generator = GeneratorHealth.from_dict(d.get("generator"))
         r.missing_shares = [dict(x) for x in d.get("missing_shares", [])]
-        r.orders = [AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout")) for o in d["orders"]]
+        r.orders = [
+            AckOrder(o["idempotency_key"], o["status"], o["order_id"], o.get("action", "checkout"),
+                     None if o.get("items") is None else tuple(map(str, o["items"])), tuple(map(str, o.get("unsure", ()))))
+            for o in d["orders"]
+        ]
         r.warnings = {k: {w: dict(v) for w, v in per.items()} for k, per in d.get("warnings", {}).items()}
         return r
 

@@ -178,7 +178,7 @@ SCHEMA: JSONDict = {
         ),
         "check": _obj(
             {
-                "name": _str("isolation, fail_fast, honest_degradation, ledger, recovery, amplification, ..."),
+                "name": _str("baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification, shedding, ..."),
                 "phase": _str("phase the check looked at"),
                 "outcome": {"enum": list(OUTCOMES), "description": "pass, fail or not measured"},
                 "passed": {"type": "boolean", "description": "whether the row lets the run pass (not measured: only when not strict)"},
@@ -194,6 +194,9 @@ SCHEMA: JSONDict = {
                 "found": _int("of those, found in the system of record"),
                 "missing": _int("acknowledged but not found"),
                 "duplicated": _int("found more than once"),
+                "items_compared": _int("found orders whose items were compared with the shopper's cart"),
+                "items_short": _int("of those, orders whose row lacks items the shopper had in the cart"),
+                "items_note": _str("why items were not compared (empty: they were)"),
             },
             required=["acknowledged", "found", "missing", "duplicated"],
         ),

@@ -61,6 +61,7 @@ BURST_CHECKS: dict[str, Any] = {
     "min_requests": 5,  # a 1 s fault window holds a handful of requests per action
     "fail_fast_p99_ms": 2500.0,  # resilient checkout: 3 attempts x 500 ms timeout + backoff
     "amplification": False,  # in 3 s the stock refresher's calls would dominate the ratio
+    "shedding": False,  # a burst's 1-3 s fault windows are hardly longer than shedding's 1 s grace
     # a 3 s burst has no room for a 3 s baseline or recovery phase: those rows are "not measured";
     # here they warn instead of failing (the checks that can see the burst still judge it)
     "strict": False,

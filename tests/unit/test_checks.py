@@ -231,7 +231,7 @@ def test_policy_errors_name_the_key(overrides: dict[str, Any], message: str) -> 
 
 
 def test_unknown_key_lists_check_names_too() -> None:
-    with pytest.raises(ValueError, match="a check name to turn it on/off \\(baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification\\)"):
+    with pytest.raises(ValueError, match="a check name to turn it on/off \\(baseline, isolation, fail_fast, honest_degradation, ledger, recovery, amplification, shedding\\)"):
         resolve_policy({"nope": 1})
     with pytest.raises(ValueError, match="checks: expected a Policy, a dict of overrides"):
         resolve_policy(["isolation"])  # type: ignore[arg-type]
@@ -377,7 +377,8 @@ def test_honest_degradation_fails_on_500s_resets_and_timeouts_in_their_phase(bad
 
 def test_reconcile_missing_and_duplicated_keys() -> None:
     rec = Reconciliation.reconcile(["k1", "k2", "k2", "k3"], ["k1", "k1", "k3", "other", "pc-x-1", "pc-x-1"], also=lambda k: k.startswith("pc-x-"))
-    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2, "settled": False, "waited_s": 0.0, "last_error": ""}
+    assert rec.to_dict() == {"acknowledged": 3, "found": 2, "missing": 1, "duplicated": 2, "settled": False, "waited_s": 0.0, "last_error": "",
+                             "items_compared": 0, "items_short": 0, "items_note": "the load recorded no cart for its orders"}
     assert rec.missing_keys == ("k2",) and rec.duplicated_keys == ("k1", "pc-x-1")
 
 
@@ -386,7 +387,8 @@ def test_ledger_check() -> None:
     ok = Reconciliation.reconcile(["a", "b"], ["a", "b"], waited_s=1.5)
     [r] = ledger(evidence(load, ledger=ok), Policy())
     assert r.passed and r.phase == "recovery"
-    assert r.measured == "2 acknowledged: 2 found, 0 missing, 0 duplicated (waited 1.5s for the outbox)"
+    assert r.measured == ("2 acknowledged: 2 found, 0 missing, 0 duplicated (waited 1.5s for the outbox); "
+                          "items not measured: the load recorded no cart for its orders")
     [r] = ledger(evidence(load, ledger=Reconciliation.reconcile(["a", "b"], ["a", "a"])), Policy())
     assert not r.passed and "1 missing, 1 duplicated" in r.measured and "missing e.g. b" in r.detail
     [r] = ledger(evidence(load, ledger=None, ledger_note="the stack has no ledger hook"), Policy())
