@@ -8,7 +8,7 @@
   so that a dead Toxiproxy is a :class:`HarnessError` naming the container, its exit code and last
   log lines, and an unreachable engine one naming the engine (``DOCKER_HOST``), the last error and
   what is left behind; never a graceful / not graceful verdict on the shop.
-* :class:`HarnessWatch` asks :func:`watch_problem` (engine, Toxiproxy's container) every second while an experiment's load runs
+* :class:`HarnessWatch` asks :func:`watch_problem` (engine, Toxiproxy's container) twice a second while an experiment's load runs
   and stops the load at the first problem (the experiment then raises :class:`HarnessError`).
 
 Legacy services are *not* harness: a legacy that dies is what the shop must survive (a verdict).
@@ -167,7 +167,7 @@ class HarnessWatch:
     """While an experiment's load runs: :func:`watch_problem` every ``every_s``; at the first
     problem ``problem`` is set and ``on_problem`` called (the experiment stops its load with it)."""
 
-    def __init__(self, stack: Any, on_problem: Any, every_s: float = 1.0) -> None:
+    def __init__(self, stack: Any, on_problem: Any, every_s: float = 0.5) -> None:
         self.stack = stack
         self.on_problem = on_problem
         self.every_s = every_s
@@ -191,7 +191,7 @@ class HarnessWatch:
             except Exception as exc:  # noqa: BLE001 - a broken check is itself a harness problem
                 problem = f"the harness check failed: {type(exc).__name__}: {exc}"
             failed = failed + 1 if problem is not None else 0
-            # twice in a row (a second apart): one slow answer from a busy engine is not a failure
+            # twice in a row (half a second apart): one slow answer from a busy engine is not a failure
             if failed >= 2 and not self._stop.is_set():
                 self.problem = problem
                 self.on_problem(problem)
