@@ -163,12 +163,12 @@ class PeakchaosSession:
         old = stack.run_id
         self._log(f"harness error earlier in the session: rebuilding the stack (tearing down {old}, starting a fresh one)")
         self.rebuilds += 1
-        self.stopped.append(old)
         try:
             stack.rebuild()
         except Exception as exc:  # noqa: BLE001 - any failure: later tests skip naming both
             self.rebuild_error = f"{error}; rebuilding the stack failed too: {exc}"
             raise StackError(self.rebuild_error) from exc
+        self.stopped.append(old)
         self.harness_error = None
         self._log(f"stack rebuilt: {old} -> {stack.run_id}")
         return stack
