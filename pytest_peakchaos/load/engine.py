@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import math
 import re
@@ -384,7 +383,8 @@ class Engine:
         self.inflight = 0
         self.unfinished = 0
         self.active = 0
-        self.patience_heap: list[tuple[float, int, _SessionState, Request]] = []
+        # the shoppers' patience deadlines, one per request in flight (those answered in time are skipped)
+        self.patience_wheel: Scheduler[tuple[_SessionState, Request]] = None  # type: ignore[assignment]  # set in run()
         self.ready: deque[_SessionState] = deque()
         self.ready_armed = False
         self.sched: Scheduler[_SessionState] = None  # type: ignore[assignment]  # set in run()
@@ -394,7 +394,6 @@ class Engine:
         self.max_steps = p.behaviour.max_actions + 2
         self.qty = self.plan.catalog.qty
         self.terms = self.plan.catalog.search_terms
-        self.patience_seq = 0
         self.stopping = False
         self.stop_reason = ""
         self.arrivals_done = False
@@ -679,8 +678,7 @@ class Engine:
         if req.t_sent > 0.0:  # written at once on an idle connection: the delay is the generator's
             self.health.send_delay(int(intended - self.t0), (req.t_sent - intended) * 1e6)
         if st.use_patience:
-            self.patience_seq += 1
-            heapq.heappush(self.patience_heap, (intended + st.patience, self.patience_seq, st, req))
+            self.patience_wheel.push(intended + st.patience, (st, req))
 
     def _fire(self, st: _SessionState, now: float) -> None:
         """The scheduler: ``st``'s think time is over."""
@@ -702,20 +700,16 @@ class Engine:
         for _ in range(len(ready)):
             self._run(ready.popleft(), None)
 
-    def _expire_patience(self, now: float) -> None:
-        heap = self.patience_heap
-        for _ in range(len(heap)):
-            if heap[0][0] > now:
-                break
-            _, _, st, req = heapq.heappop(heap)
-            if st.req is not req or not st.live:  # answered in time (or the session is over)
-                continue
-            st.req = None  # the shopper gave up waiting; the slow request runs on and is recorded
-            try:
-                self._impatient(st)
-            except Exception as exc:  # noqa: BLE001
-                self._warn("session_error", type(exc).__name__, f"session {st.index}: {exc}"[:300])
-                self._end(st)
+    def _patience_over(self, entry: tuple[_SessionState, Request], now: float) -> None:
+        st, req = entry
+        if st.req is not req or not st.live:  # answered in time (or the session is over)
+            return
+        st.req = None  # the shopper gave up waiting; the slow request runs on and is recorded
+        try:
+            self._impatient(st)
+        except Exception as exc:  # noqa: BLE001
+            self._warn("session_error", type(exc).__name__, f"session {st.index}: {exc}"[:300])
+            self._end(st)
 
     def _impatient(self, st: _SessionState) -> None:
         a = st.a
@@ -794,6 +788,7 @@ class Engine:
         pool = Pool(loop, self.host, self.port, cfg.connections, ssl=self.ssl)
         self.pool = pool
         self.sched = Scheduler(loop, self._fire)
+        self.patience_wheel = Scheduler(loop, self._patience_over)
         if cfg.access_log is not None:
             self.alog = _AccessLog(cfg.access_log)
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
@@ -820,7 +815,6 @@ class Engine:
                 if waiting and not waiting[0].done:  # the pool is at its connection limit: the oldest waiter's wait is the generator's
                     health.send_delay(int(now - self.t0), (now - waiting[0].deadline + cfg.request_timeout_s) * 1e6)
                 pool.expire(now)
-                self._expire_patience(now)
                 if not self.stopping:
                     if now >= self.end_sending:
                         self._stop("duration")
@@ -836,7 +830,7 @@ class Engine:
                 if self.stopping:
                     if drain_deadline is None:
                         arrivals.cancel()
-                        self.sched.close()
+                        self.sched.close()  # no think time ends any more; patience still runs out during the drain
                         drain_deadline = min(hard_end, now + cfg.request_timeout_s + 0.05)
                         if self.stop_reason == "stop_event":
                             drain_deadline = min(drain_deadline, now + 0.5)
@@ -849,6 +843,7 @@ class Engine:
             health.uninstall()
             arrivals.cancel()
             self.sched.close()
+            self.patience_wheel.close()
             pool.close()
             pending = [t for t in (arrivals,) if not t.done()]
             if pending:

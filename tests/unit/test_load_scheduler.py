@@ -28,6 +28,12 @@ def test_fires_in_due_order_and_equal_times_in_push_order() -> None:
         assert len(s) == 2
         assert s.service(10.0) == 2
         assert [n for n, _ in fired] == ["b", "d", "c", "a", "e"]
+        # within one slot (1 ms) too: only the entries already due fire, in due order
+        for name, when in [("y", 20.0007), ("x", 20.0002), ("z", 20.0004)]:
+            s.push(when, name)
+        assert s.service(20.0005) == 2 and [n for n, _ in fired[-2:]] == ["x", "z"]
+        assert s.next_due() == 20.0007 and s.service(20.0006) == 0
+        assert s.service(20.0007) == 1 and fired[-1] == ("y", 20.0007)
         s.close()
 
     _with_loop(body)
