@@ -8,6 +8,10 @@
   including any wait for a connection (no coordinated omission).
 * Impatience: when a response has not arrived within the shopper's patience, the shopper refreshes
   (the same request again; the slow one keeps running and is recorded when it ends) or abandons.
+* Each live session is a small state record (``_SessionState``), not a coroutine: its arrival
+  starts it, one timer wheel for all sessions ends its think times (load/scheduler.py), a response
+  resumes it, a second wheel holds the shoppers' patience deadlines. The walk itself is the
+  planner's seeded iterator, so a seed reproduces the request sequence as before.
 * Bounds: arrivals stop at ``duration`` (or ``max_sessions``), no request is sent after
   ``duration`` or past ``max_requests``, in-flight requests get at most ``request_timeout_s`` to
   finish, and then every connection is closed. Every loop is bounded in time and count.
@@ -487,6 +491,7 @@ class Engine:
             self._late(a, sec, row)
         if st.req is req:  # an abandoned (impatient) request no longer has a shopper waiting
             st.req = None
+            st.raw = b""  # kept only for a refresh while the shopper waits: not held through the think time
             st.intended = t_done
             self._resume(st)
 
