@@ -462,13 +462,8 @@ class Engine:
         sec = int(intended - self.t0)
         per = self.open_sec[a]
         row = per.get(sec)
-        late = False
-        if row is None:
-            row = [0, 0, 0, 0, 0.0, {}, None]
-            if sec in self.done_sec[a]:  # a straggler for an already finalized second
-                late = True
-            else:
-                per[sec] = row
+        if row is None:  # (a straggler for an already finalized second is merged into it by _finalize)
+            row = per[sec] = [0, 0, 0, 0, 0.0, {}, None]
         row[0] += 1
         row[1] += ok
         row[2] += 1 - ok
@@ -487,16 +482,11 @@ class Engine:
         bucket = (fi + COARSE_FACTOR - 1) // COARSE_FACTOR
         bk = row[5]
         bk[bucket] = bk.get(bucket, 0) + 1
-        if late:
-            self._late(a, sec, row)
         if st.req is req:  # an abandoned (impatient) request no longer has a shopper waiting
             st.req = None
             st.raw = b""  # kept only for a refresh while the shopper waits: not held through the think time
             st.intended = t_done
             self._resume(st)
-
-    def _late(self, a: int, sec: int, row: list[Any]) -> None:
-        self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {}))
 
     def _warn(self, kind: str, what: str, example: str) -> None:
         per = self.warnings.setdefault(kind, {})
