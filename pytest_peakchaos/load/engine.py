@@ -35,7 +35,6 @@ from pytest_peakchaos.load.client import Pool, Request, parse_base_url_full
 from pytest_peakchaos.load.cookies import CookieJar
 from pytest_peakchaos.load.health import HealthSampler
 from pytest_peakchaos.load.plan import CompiledPlan, arrival_rng, session_rng
-from pytest_peakchaos.load.scheduler import Scheduler
 from pytest_peakchaos.load.result import (
     ERROR_KINDS,
     COARSE_FACTOR,
@@ -48,6 +47,7 @@ from pytest_peakchaos.load.result import (
     SessionCounts,
     hdr_from_fine,
 )
+from pytest_peakchaos.load.scheduler import Scheduler
 from pytest_peakchaos.load.shapes import arrival_times
 
 if TYPE_CHECKING:
@@ -563,7 +563,7 @@ class Engine:
     # -- sessions -----------------------------------------------------------------------------------
     # A session is a _SessionState driven by callbacks: its arrival starts it, the scheduler's timer
     # ends each think time, a response (via the ready queue) or the patience check resumes it. One
-    # heap and one loop timer serve every live session (load/scheduler.py).
+    # timer wheel and one loop timer serve every live session (load/scheduler.py).
     async def _sleep_until(self, when: float) -> None:
         for _ in range(4):
             delay = when - _monotonic()
