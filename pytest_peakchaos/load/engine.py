@@ -8,6 +8,10 @@
   including any wait for a connection (no coordinated omission).
 * Impatience: when a response has not arrived within the shopper's patience, the shopper refreshes
   (the same request again; the slow one keeps running and is recorded when it ends) or abandons.
+* Each live session is a small state record (``_SessionState``), not a coroutine: its arrival
+  starts it, one timer wheel for all sessions ends its think times (load/scheduler.py), a response
+  resumes it, a second wheel holds the shoppers' patience deadlines. The walk itself is the
+  planner's seeded iterator, so a seed reproduces the request sequence as before.
 * Bounds: arrivals stop at ``duration`` (or ``max_sessions``), no request is sent after
   ``duration`` or past ``max_requests``, in-flight requests get at most ``request_timeout_s`` to
   finish, and then every connection is closed. Every loop is bounded in time and count.
@@ -16,13 +20,13 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import math
 import re
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, quote_plus
@@ -43,6 +47,7 @@ from pytest_peakchaos.load.result import (
     SessionCounts,
     hdr_from_fine,
 )
+from pytest_peakchaos.load.scheduler import Scheduler
 from pytest_peakchaos.load.shapes import arrival_times
 
 if TYPE_CHECKING:
@@ -52,7 +57,6 @@ __all__ = ["EngineConfig", "run_engine", "new_event_loop"]
 
 _TICK_S = 0.005
 _HOUSEKEEPING_S = 0.25
-_IMPATIENT = -1.0
 _monotonic = time.monotonic
 _log = math.log
 
@@ -301,13 +305,12 @@ class _AccessLog:
         self.fh.close()
 
 
-def _ordered_cart(st: _SessionState, req: Request) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+def _ordered_cart(st: _SessionState, abandoned: bool) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     """What an acknowledged ordering request ordered, as the session saw its cart: the planned
     cart's skus (the planner leaves the cleared cart in ``vars["cart"]``) and those of them whose
     cart request failed. ``None``: unknown (an abandoned request; the session may have moved on)."""
-    ctx = req.ctx
     unsure, st.unsure = st.unsure, None
-    if ctx[4].done() or (unsure is not None and "*" in unsure):  # type: ignore[index]
+    if abandoned or (unsure is not None and "*" in unsure):
         return None, ()
     cart = st.vars.get("cart")
     if not isinstance(cart, list):
@@ -317,12 +320,34 @@ def _ordered_cart(st: _SessionState, req: Request) -> tuple[tuple[str, ...] | No
 
 
 class _SessionState:
-    __slots__ = ("index", "vars", "jar", "unsure")
+    """A live session: a small state record the engine drives from callbacks (the scheduler's
+    timer, a response, the patience check) instead of a coroutine and task of its own.
 
-    def __init__(self, index: int, values: dict[str, Any], jar: CookieJar | None) -> None:
+    ``walk`` is the planner's iterator (its seeded path), ``intended`` the intended instant of the
+    current or next request, ``step`` the planned step waiting for its think time to pass, ``req``
+    the request the shopper is waiting for (None while thinking), ``attempt`` its retry count."""
+
+    __slots__ = ("index", "vars", "jar", "walk", "intended", "patience", "use_patience", "imp_rng", "checkouts",
+                 "step", "req", "a", "raw", "key", "attempt", "live", "unsure")
+
+    def __init__(self, index: int, values: dict[str, Any], jar: CookieJar | None, walk: Any = None,
+                 intended: float = 0.0, patience: float = 0.0, use_patience: bool = False) -> None:
         self.index = index
         self.vars = values
         self.jar = jar
+        self.walk = walk
+        self.intended = intended
+        self.patience = patience
+        self.use_patience = use_patience
+        self.imp_rng: Any = None
+        self.checkouts = 0
+        self.step: tuple[int, float, Any, int, int, int] | None = None
+        self.req: Request | None = None
+        self.a = 0
+        self.raw = b""
+        self.key: str | None = None
+        self.attempt = 0
+        self.live = True
         #: skus whose cart request failed or was abandoned since the last acknowledged order
         #: (``None``: none); ``"*"``: the cart is unknown (ledger items, ``_cart_unsure``)
         self.unsure: set[Any] | None = None
@@ -385,9 +410,17 @@ class Engine:
         self.inflight = 0
         self.unfinished = 0
         self.active = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.patience_heap: list[tuple[float, int, asyncio.Future[float]]] = []
-        self.patience_seq = 0
+        # the shoppers' patience deadlines, one per request in flight (those answered in time are skipped)
+        self.patience_wheel: Scheduler[tuple[_SessionState, Request]] = None  # type: ignore[assignment]  # set in run()
+        self.ready: deque[_SessionState] = deque()
+        self.ready_armed = False
+        self.sched: Scheduler[_SessionState] = None  # type: ignore[assignment]  # set in run()
+        self.timeout = cfg.request_timeout_s
+        self.max_retries = p.patience.max_retries
+        self.p_retry = p.patience.retry_probability
+        self.max_steps = p.behaviour.max_actions + 2
+        self.qty = self.plan.catalog.qty
+        self.terms = self.plan.catalog.search_terms
         self.stopping = False
         self.stop_reason = ""
         self.arrivals_done = False
@@ -401,13 +434,15 @@ class Engine:
 
     # -- recording ----------------------------------------------------------------------------------
     def _on_done(self, req: Request, status: int, body: bytes, err: str | None, t_done: float) -> None:
-        ctx: tuple[int, float, _SessionState, str | None, asyncio.Future[float]] = req.ctx  # type: ignore[assignment]
-        a, intended, st, key, waiter = ctx
+        ctx: tuple[int, float, _SessionState, str | None] = req.ctx  # type: ignore[assignment]
+        a, intended, st, key = ctx
         self.inflight -= 1
         if err == "cancelled":
             self.unfinished += 1
-            if not waiter.done():
-                waiter.set_result(t_done)
+            if st.req is req:
+                st.req = None
+                st.intended = t_done
+                self._resume(st)
             return
         if self.alog is not None:
             self.alog.write(req, st, self.cfg.run_id, status, len(body), intended, t_done)
@@ -444,23 +479,18 @@ class Engine:
             b = self.bound[a]
             if b is not None and b.effects:
                 self._response_effects(b, st, status, body, key, req)
-            if b is not None and b.cart_op is not None and self.track_carts and (not ok or waiter.done()):
-                self._cart_unsure(a, st, waiter)
+            if b is not None and b.cart_op is not None and self.track_carts and (not ok or st.req is not req):
+                self._cart_unsure(a, st, st.req is not req)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
             if self.track_carts:
-                self._cart_unsure(a, st, waiter)
+                self._cart_unsure(a, st, st.req is not req)
         sec = int(intended - self.t0)
         per = self.open_sec[a]
         row = per.get(sec)
-        late = False
-        if row is None:
-            row = [0, 0, 0, 0, 0.0, {}, None]
-            if sec in self.done_sec[a]:  # a straggler for an already finalized second
-                late = True
-            else:
-                per[sec] = row
+        if row is None:  # (a straggler for an already finalized second is merged into it by _finalize)
+            row = per[sec] = [0, 0, 0, 0, 0.0, {}, None]
         row[0] += 1
         row[1] += ok
         row[2] += 1 - ok
@@ -479,23 +509,11 @@ class Engine:
         bucket = (fi + COARSE_FACTOR - 1) // COARSE_FACTOR
         bk = row[5]
         bk[bucket] = bk.get(bucket, 0) + 1
-        if late:
-            self._late(a, sec, row)
-        if not waiter.done():  # an abandoned (impatient) request no longer has a shopper waiting
-            waiter.set_result(t_done)
-
-    def _cart_unsure(self, a: int, st: _SessionState, waiter: asyncio.Future[float]) -> None:
-        """A cart request failed (its sku may not be in the shop's cart) or was abandoned by an
-        impatient shopper (the session may have moved on: the whole cart is unsure)."""
-        b = self.bound[a]
-        if b is None or b.cart_op is None:
-            return
-        if st.unsure is None:
-            st.unsure = set()
-        st.unsure.add("*" if waiter.done() else st.vars.get("sku"))
-
-    def _late(self, a: int, sec: int, row: list[Any]) -> None:
-        self.done_sec[a][sec].merge(SecondStats(sec, row[0], row[1], row[2], row[3], LogSketch.from_dict_counts(row[5], row[4]), row[6] or {}))
+        if st.req is req:  # an abandoned (impatient) request no longer has a shopper waiting
+            st.req = None
+            st.raw = b""  # kept only for a refresh while the shopper waits: not held through the think time
+            st.intended = t_done
+            self._resume(st)
 
     def _warn(self, kind: str, what: str, example: str) -> None:
         per = self.warnings.setdefault(kind, {})
@@ -504,6 +522,16 @@ class Engine:
             per[what] = {"count": 1, "example": example}
         else:
             w["count"] += 1
+
+    def _cart_unsure(self, a: int, st: _SessionState, abandoned: bool) -> None:
+        """A cart request failed (its sku may not be in the shop's cart) or was abandoned by an
+        impatient shopper (the session may have moved on: the whole cart is unsure)."""
+        b = self.bound[a]
+        if b is None or b.cart_op is None:
+            return
+        if st.unsure is None:
+            st.unsure = set()
+        st.unsure.add("*" if abandoned else st.vars.get("sku"))
 
     def _response_effects(self, b: _Bound, st: _SessionState, status: int, body: bytes, key: str | None, req: Request) -> None:
         buf: bytes | None = getattr(req, "head", None) if b.want_head else None
@@ -526,7 +554,7 @@ class Engine:
             items: tuple[str, ...] | None = None
             unsure: tuple[str, ...] = ()
             if b.orders_cart:
-                items, unsure = _ordered_cart(st, req)
+                items, unsure = _ordered_cart(st, st.req is not req)
             self.orders.append(AckOrder(key or "", status, None if oid is None else str(oid), b.action, items, unsure))
         if capturing:
             values = st.vars
@@ -574,6 +602,9 @@ class Engine:
                     done[sec] = st
 
     # -- sessions -----------------------------------------------------------------------------------
+    # A session is a _SessionState driven by callbacks: its arrival starts it, the scheduler's timer
+    # ends each think time, a response (via the ready queue) or the patience check resumes it. One
+    # timer wheel and one loop timer serve every live session (load/scheduler.py).
     async def _sleep_until(self, when: float) -> None:
         for _ in range(4):
             delay = when - _monotonic()
@@ -581,104 +612,156 @@ class Engine:
                 return
             await asyncio.sleep(delay)
 
-    async def _session(self, index: int, t_arrival: float) -> None:
-        cfg = self.cfg
+    def _start(self, index: int, t_arrival: float) -> None:
         plan = self.plan
-        bound = self.bound
-        pool = self.pool
-        loop = self.loop
-        assert pool is not None and loop is not None
+        cfg = self.cfg
         rng, patience = plan.start(cfg.seed, index)
-        cart_id = f"pc-{cfg.run_id}-{index}"
-        values: dict[str, Any] = {"session": index, "run_id": cfg.run_id, "cart_id": cart_id, "qty": plan.catalog.qty,
-                                  "sku": "", "page": "", "query": "", "idempotency_key": "", "cart": [], "cart_size": 0,
-                                  "cart_items": []}
-        st = _SessionState(index, values, CookieJar() if self.cookies else None)
-        sink = values if self.needs_sink else None
-        terms = plan.catalog.search_terms
-        timeout = cfg.request_timeout_s
-        use_patience = patience < timeout
-        max_retries = self.patience.max_retries
-        p_retry = self.patience.retry_probability
-        imp_rng = None
-        intended = t_arrival
-        checkouts = 0
-        heap = self.patience_heap
-        health = self.health
-        t0 = self.t0
+        values: dict[str, Any] = {"session": index, "run_id": cfg.run_id, "cart_id": f"pc-{cfg.run_id}-{index}",
+                                  "qty": self.qty, "sku": "", "page": "", "query": "", "idempotency_key": "", "cart": [],
+                                  "cart_size": 0, "cart_items": []}
+        st = _SessionState(index, values, CookieJar() if self.cookies else None,
+                           plan.walk(rng, values if self.needs_sink else None, index), t_arrival, patience,
+                           patience < cfg.request_timeout_s)
+        self._run(st, None)
+
+    def _run(self, st: _SessionState, step: tuple[int, float, Any, int, int, int] | None) -> None:
         try:
-            for a, think, sku, page, term, _ in plan.walk(rng, sink, index):
-                b = bound[a]
-                assert b is not None
-                if think > 0.0:
-                    intended += think
-                    if intended >= self.end_sending:
-                        return
-                    if b.sends:
-                        await self._sleep_until(intended)
-                if self.stopping or intended >= self.end_sending:
-                    return
-                if sku is not None:
-                    values["sku"] = sku
-                if page >= 0:
-                    values["page"] = page
-                if term >= 0:
-                    values["query"] = terms[term]
-                if not b.sends:  # a client-side step: only its think time
-                    continue
-                key = None
-                if b.keyed:
-                    key = f"pc-{cfg.run_id}-{index}-{checkouts}"
-                    checkouts += 1
-                    values["idempotency_key"] = key
-                if b.capture_refs:
-                    for var in b.capture_refs:
-                        if var not in values:
-                            self._warn("unset_variable", f"{self.actions[a]}.{var}", "used before any response captured it")
-                raw = b.render(values, key, st.jar, self.https)
-                for attempt in range(max_retries + 1):
-                    if self.sent >= cfg.max_requests:
-                        self._stop("max_requests")
-                    if self.stopping or intended >= self.end_sending:
-                        return
-                    waiter: asyncio.Future[float] = loop.create_future()
-                    self.sent += 1
-                    self.inflight += 1
-                    req = Request(raw, intended + timeout, self._on_done, (a, intended, st, key, waiter), b.no_body)
-                    if b.want_head:
-                        req.want_head = True
-                    pool.submit(req)
-                    if req.t_sent > 0.0:  # written at once on an idle connection: the delay is the generator's
-                        health.send_delay(int(intended - t0), (req.t_sent - intended) * 1e6)
-                    if use_patience:
-                        self.patience_seq += 1
-                        heapq.heappush(heap, (intended + patience, self.patience_seq, waiter))
-                    t_done = await waiter
-                    if t_done != _IMPATIENT:
-                        intended = t_done
-                        break
-                    # the shopper gave up waiting
-                    self.impatient[a] += 1
-                    if imp_rng is None:
-                        imp_rng = session_rng(cfg.seed, index, "impatience")
-                    if attempt < max_retries and imp_rng.random() < p_retry:
-                        self.retries += 1
-                        intended += patience
-                        continue
-                    self.sessions.abandoned += 1
-                    return
-            self.sessions.completed += 1
-        finally:
+            self._advance(st, step)
+        except Exception as exc:  # noqa: BLE001 - one broken session must not stop the others
+            self._warn("session_error", type(exc).__name__, f"session {st.index}: {exc}"[:300])
+            self._end(st)
+
+    def _end(self, st: _SessionState) -> None:
+        if st.live:
+            st.live = False
+            st.walk = None
+            st.step = None
             self.active -= 1
 
-    def _expire_patience(self, now: float) -> None:
-        heap = self.patience_heap
-        for _ in range(len(heap)):
-            if heap[0][0] > now:
-                break
-            _, _, waiter = heapq.heappop(heap)
-            if not waiter.done():
-                waiter.set_result(_IMPATIENT)
+    def _advance(self, st: _SessionState, step: tuple[int, float, Any, int, int, int] | None) -> None:
+        """Walk ``st`` on: through client-side steps, until a request is sent, a think time is
+        scheduled, or the session ends. ``step``: the planned step whose think time just passed."""
+        if not st.live:
+            return
+        bound = self.bound
+        walk = st.walk
+        for _ in range(self.max_steps):
+            if step is None:
+                step = next(walk, None)
+                if step is None:
+                    self.sessions.completed += 1
+                    self._end(st)
+                    return
+                b = bound[step[0]]
+                assert b is not None
+                if step[1] > 0.0:
+                    st.intended += step[1]
+                    if st.intended >= self.end_sending:
+                        self._end(st)
+                        return
+                    if b.sends and st.intended > _monotonic():
+                        st.step = step
+                        self.sched.push(st.intended, st)
+                        return
+            else:
+                b = bound[step[0]]
+                assert b is not None
+            if self.stopping or st.intended >= self.end_sending:
+                self._end(st)
+                return
+            a, _, sku, page, term, _ = step
+            step = None
+            values = st.vars
+            if sku is not None:
+                values["sku"] = sku
+            if page >= 0:
+                values["page"] = page
+            if term >= 0:
+                values["query"] = self.terms[term]
+            if not b.sends:  # a client-side step: only its think time
+                continue
+            key = None
+            if b.keyed:
+                key = f"pc-{self.cfg.run_id}-{st.index}-{st.checkouts}"
+                st.checkouts += 1
+                values["idempotency_key"] = key
+            if b.capture_refs:
+                for var in b.capture_refs:
+                    if var not in values:
+                        self._warn("unset_variable", f"{self.actions[a]}.{var}", "used before any response captured it")
+            st.raw = b.render(values, key, st.jar, self.https)
+            st.a = a
+            st.key = key
+            st.attempt = 0
+            self._submit(st, b)
+            return
+        self._end(st)  # pragma: no cover - the walk is bounded by max_actions
+
+    def _submit(self, st: _SessionState, b: _Bound) -> None:
+        if self.sent >= self.cfg.max_requests:
+            self._stop("max_requests")
+        if self.stopping or st.intended >= self.end_sending:
+            self._end(st)
+            return
+        intended = st.intended
+        self.sent += 1
+        self.inflight += 1
+        req = Request(st.raw, intended + self.timeout, self._on_done, (st.a, intended, st, st.key), b.no_body)
+        if b.want_head:
+            req.want_head = True
+        st.req = req
+        self.pool.submit(req)  # type: ignore[union-attr]
+        if req.t_sent > 0.0:  # written at once on an idle connection: the delay is the generator's
+            self.health.send_delay(int(intended - self.t0), (req.t_sent - intended) * 1e6)
+        if st.use_patience:
+            self.patience_wheel.push(intended + st.patience, (st, req))
+
+    def _fire(self, st: _SessionState, now: float) -> None:
+        """The scheduler: ``st``'s think time is over."""
+        step = st.step
+        st.step = None
+        self._run(st, step)
+
+    def _resume(self, st: _SessionState) -> None:
+        """A response ended the shopper's wait: walk on from the ready queue (after the protocol
+        callback returns, so the connection is released first and a think-time-0 step reuses it)."""
+        self.ready.append(st)
+        if not self.ready_armed:
+            self.ready_armed = True
+            self.loop.call_soon(self._drain_ready)  # type: ignore[union-attr]
+
+    def _drain_ready(self) -> None:
+        self.ready_armed = False
+        ready = self.ready
+        for _ in range(len(ready)):
+            self._run(ready.popleft(), None)
+
+    def _patience_over(self, entry: tuple[_SessionState, Request], now: float) -> None:
+        st, req = entry
+        if st.req is not req or not st.live:  # answered in time (or the session is over)
+            return
+        st.req = None  # the shopper gave up waiting; the slow request runs on and is recorded
+        try:
+            self._impatient(st)
+        except Exception as exc:  # noqa: BLE001
+            self._warn("session_error", type(exc).__name__, f"session {st.index}: {exc}"[:300])
+            self._end(st)
+
+    def _impatient(self, st: _SessionState) -> None:
+        a = st.a
+        self.impatient[a] += 1
+        if st.imp_rng is None:
+            st.imp_rng = session_rng(self.cfg.seed, st.index, "impatience")
+        if st.attempt < self.max_retries and st.imp_rng.random() < self.p_retry:
+            self.retries += 1
+            st.intended += st.patience
+            st.attempt += 1
+            b = self.bound[a]
+            assert b is not None
+            self._submit(st, b)
+            return
+        self.sessions.abandoned += 1
+        self._end(st)
 
     # -- control --------------------------------------------------------------------------------------
     def _stop(self, reason: str) -> None:
@@ -720,9 +803,7 @@ class Engine:
                 continue
             sess.started += 1
             self.active += 1
-            task = loop.create_task(self._session(gi, when))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self._start(gi, when)
         self.limit_hit = limit is not None and produced >= limit
         self.arrivals_done = True
 
@@ -742,6 +823,8 @@ class Engine:
         self.loop = loop
         pool = Pool(loop, self.host, self.port, cfg.connections, ssl=self.ssl)
         self.pool = pool
+        self.sched = Scheduler(loop, self._fire)
+        self.patience_wheel = Scheduler(loop, self._patience_over)
         if cfg.access_log is not None:
             self.alog = _AccessLog(cfg.access_log)
         self.t0 = t0 if t0 is not None else _monotonic() + 0.02
@@ -768,7 +851,6 @@ class Engine:
                 if waiting and not waiting[0].done:  # the pool is at its connection limit: the oldest waiter's wait is the generator's
                     health.send_delay(int(now - self.t0), (now - waiting[0].deadline + cfg.request_timeout_s) * 1e6)
                 pool.expire(now)
-                self._expire_patience(now)
                 if not self.stopping:
                     if now >= self.end_sending:
                         self._stop("duration")
@@ -784,8 +866,7 @@ class Engine:
                 if self.stopping:
                     if drain_deadline is None:
                         arrivals.cancel()
-                        for task in list(self.tasks):
-                            task.cancel()
+                        self.sched.close()  # no think time ends any more; patience still runs out during the drain
                         drain_deadline = min(hard_end, now + cfg.request_timeout_s + 0.05)
                         if self.stop_reason == "stop_event":
                             drain_deadline = min(drain_deadline, now + 0.5)
@@ -797,10 +878,10 @@ class Engine:
         finally:
             health.uninstall()
             arrivals.cancel()
-            for task in list(self.tasks):
-                task.cancel()
+            self.sched.close()
+            self.patience_wheel.close()
             pool.close()
-            pending = [t for t in (arrivals, *self.tasks) if not t.done()]
+            pending = [t for t in (arrivals,) if not t.done()]
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
             await asyncio.sleep(0)  # let transports deliver connection_lost

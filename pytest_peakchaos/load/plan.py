@@ -17,6 +17,7 @@ lazily for ``Profile.expected_visits``), so there is no import cycle.
 
 from __future__ import annotations
 
+import _random
 import hashlib
 import random
 from bisect import bisect_right
@@ -37,9 +38,20 @@ def _derive(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
+_seed_c = _random.Random.seed  # what Random.seed does for an int
+
+
 def session_rng(seed: int, index: int, stream: str = "path") -> random.Random:
-    """The RNG of session ``index``: independent streams for the path and for impatience decisions."""
-    return random.Random(_derive(seed, "session", index, stream))
+    """The RNG of session ``index``: independent streams for the path and for impatience decisions.
+
+    The same stream as ``random.Random(_derive(seed, "session", index, stream))``, built without
+    the generic ``_derive`` and ``Random.seed`` wrappers (a session start is on the hot path)."""
+    rng = random.Random.__new__(random.Random)
+    _seed_c(rng, _from_bytes(_blake2b(f"{seed}:session:{index}:{stream}".encode(), digest_size=8).digest(), "big"))
+    rng.gauss_next = None  # type: ignore[attr-defined]  # what Random.seed resets
+    return rng
 
 
 def arrival_rng(seed: int) -> random.Random:
