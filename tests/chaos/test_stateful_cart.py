@@ -230,9 +230,14 @@ def test_cart_matches_its_model_while_faults_come_and_go(peakchaos_stack: Stack,
     assert stats["examples"] >= 1
 
 
+@pytest.mark.slow
 def test_the_same_machine_catches_the_naive_shop(naive_stack: Stack) -> None:
     """Sanity of the invariants: against ``CLOUD_MODE=naive`` the machine fails, and hypothesis
-    shrinks it to a few steps around a fault (the naive cloud answers 500 when legacy is down)."""
+    shrinks it to a few steps around a fault (the naive cloud answers 500 when legacy is down).
+
+    The long form (60-80 s of live examples and shrinking on 2 cores): the default run keeps the
+    machine on the resilient shop above, and the shrink-to-one-fault proof on the naive shop in
+    tests/chaos/test_property_chaos.py."""
     stats: Counter[str] = Counter()
     link = naive_stack.link()
 
