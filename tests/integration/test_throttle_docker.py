@@ -183,6 +183,7 @@ def test_link_capacity_faults_are_applied_and_reverted(docker_client: DockerClie
         baseline = work_rate(container, 0.6)
         with link.apply(cpu(0.1)):
             throttled = work_rate(container, 0.6)
+        assert DockerCapacity(container).limits().unlimited  # reverted: the quota is gone
         after_cpu = work_rate(container, 0.6)
         with pytest.raises(RuntimeError):
             with link.apply(pause()):
@@ -205,5 +206,7 @@ def test_link_capacity_faults_are_applied_and_reverted(docker_client: DockerClie
             ("reset", "all faults", "delete"),
         ]
     assert baseline / max(throttled, 1.0) > 3, (baseline, throttled)
-    assert after_cpu > 0.6 * baseline, (baseline, after_cpu)
+    # back to full speed: well above the throttled rate (against the baseline it would measure the
+    # machine's other work: 0.54x the baseline was seen on a busy 2-core box, quota gone)
+    assert after_cpu > 2 * throttled, (baseline, throttled, after_cpu)
     assert frozen == 0, frozen
