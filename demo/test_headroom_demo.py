@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from tests.acceptance.conftest import NAIVE_LEGACY_ACTIONS
 from tests.acceptance.conftest import naive_stack as naive_stack  # noqa: F401 - the fixture, for this folder
-from tests.acceptance.test_headroom import assert_the_lesson, search
+from tests.acceptance.test_headroom import LESSON_PROBE, assert_the_lesson, search
 
 
 def test_double11_shoppers_have_far_less_headroom_than_normal_ones(peakchaos, naive_stack):  # noqa: F811
     common = {"rates": (1, 32), "resolution": 0.5, "repeat": 1, "budget": "150s", "max_probes": 7,
-              "legacy_actions": NAIVE_LEGACY_ACTIONS}
+              "legacy_actions": NAIVE_LEGACY_ACTIONS, **LESSON_PROBE}
     normal = search(peakchaos, naive_stack, "normal", **common)
     d11 = search(peakchaos, naive_stack, "double11", **common)
     ratio = assert_the_lesson(normal, d11)

@@ -44,11 +44,24 @@ PROBE_CHECKS: dict[str, Any] = {
     "min_phase_s": 2.0,
     "min_requests": 5,
     "amplification": False,
+    # the lessons here are about capacity: the naive cloud has no breaker, so ``shedding`` fails it at
+    # any rate under a 3 s latency (and cannot be measured for normal shoppers, who reach legacy
+    # rarely in a 4 s window); judged by the mutant matrix and the scenarios instead
+    "shedding": False,
     "patience_s": 3.0,
     "fail_fast_p99_ms": 4500.0,
     "isolation_p95_floor_ms": 1500.0,
     "isolation_p95_factor": 10.0,
 }
+
+
+#: the Double-11 lesson starts at 1 session/s, where a 4 s fault window holds fewer than
+#: ``min_requests`` requests of isolated actions: the probe is `not measured` (inconclusive) and the
+#: search stops. Its probes are longer (an 8 s fault), 3 requests make a judged row, and a row that
+#: still lacks data (no order attempted at 2 sessions/s) is a warning, not a verdict (``strict``
+#: off): the lesson is read from the checks that fail as the rate grows.
+LESSON_PROBE: dict[str, Any] = {"duration": 13.0, "faults": [latency(ms=3000, start="2.5s", length="8s")],
+                                "checks": {**PROBE_CHECKS, "min_requests": 3, "strict": False}}
 
 
 def per_second(name: str) -> Any:
@@ -124,7 +137,7 @@ def test_the_double11_lesson_as_headroom(peakchaos: Chaos, naive_stack: Stack) -
     """Tests that misjudge behaviour overstate headroom: on the naive shop, under the same faults,
     double11 shoppers' headroom is far below normal shoppers'."""
     common = {"rates": (1, 32), "resolution": 0.5, "repeat": 1, "budget": "150s", "max_probes": 7,
-              "legacy_actions": NAIVE_LEGACY_ACTIONS}
+              "legacy_actions": NAIVE_LEGACY_ACTIONS, **LESSON_PROBE}
     normal = search(peakchaos, naive_stack, "normal", **common)
     d11 = search(peakchaos, naive_stack, "double11", **common)
     assert_the_lesson(normal, d11)
