@@ -18,6 +18,7 @@ import pytest
 
 from pytest_peakchaos.stack.reaper import sweep
 
+from ..conftest import unavailable
 from .test_lifecycle import resources, tiny_compose
 
 pytestmark = pytest.mark.docker
@@ -152,13 +153,6 @@ class SocketForwarder:
             self._cut(self.kept)
 
 
-def _real_engine_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        pytest.skip(f"the engine forwarder relays a unix socket; DOCKER_HOST is {host}")
-    return host.removeprefix("unix://")
-
-
 TESTS = textwrap.dedent(
     """
     import os, pathlib, signal, urllib.request
@@ -201,7 +195,7 @@ def _run_ids(path: Path) -> list[str]:
 def _real_engine_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
-        pytest.skip(f"the engine forwarder relays a unix socket; DOCKER_HOST is {host}")
+        unavailable(f"the engine forwarder relays a unix socket; DOCKER_HOST is {host}")
     return host.removeprefix("unix://")
 
 
