@@ -610,7 +610,9 @@ class Engine:
             delay = when - _monotonic()
             if delay <= 0.0:
                 return
-            await asyncio.sleep(delay)
+            # whole milliseconds, rounded up: uvloop rounds a delay to the nearest one, so a shorter
+            # sleep returned at once (see load/scheduler.py)
+            await asyncio.sleep(math.ceil(delay * 1000.0) * 0.001)
 
     def _start(self, index: int, t_arrival: float) -> None:
         plan = self.plan

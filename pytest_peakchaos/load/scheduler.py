@@ -11,8 +11,10 @@ dict of lists, so adding one is a dict look-up and an append whatever the number
 keys (one push per new millisecond, not per entry). One event-loop timer is armed for the earliest
 entry; when it fires, every entry that is due goes to ``fire(item, now)`` in due order (equal due
 times in the order they were pushed), **never before its due instant**: a slot that is not wholly
-past is sorted and only its due prefix fires. The timer is re-armed only when a new entry is earlier
-than the armed instant (rare: think times are long, the armed instant near).
+past is sorted and only its due prefix fires. The timer's delay is rounded *up* to whole slots
+(uvloop's timers count whole milliseconds), so an entry fires at most about one slot late and a slot
+takes one or two passes, not one per loop iteration. The timer is re-armed only when a new entry is
+earlier than the armed instant (rare: think times are long, the armed instant near).
 
 Bounded: one service pass takes no further slot once it has fired as many entries as were present
 when it began; once empty (or closed) it arms nothing, so it stops by itself.
@@ -34,7 +36,7 @@ _heappop = heapq.heappop
 
 
 class Scheduler(Generic[T]):
-    __slots__ = ("slots", "keys", "n", "seq", "inv", "loop", "fire", "clock", "wake_at", "handle", "closed", "fired")
+    __slots__ = ("slots", "keys", "n", "seq", "inv", "res", "loop", "fire", "clock", "wake_at", "handle", "closed", "fired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fire: Callable[[T, float], None],
                  clock: Callable[[], float] = time.monotonic, resolution: float = 0.001) -> None:
@@ -43,6 +45,7 @@ class Scheduler(Generic[T]):
         self.n = 0  # entries held
         self.seq = 0
         self.inv = 1.0 / resolution
+        self.res = resolution
         self.loop = loop
         self.fire = fire
         self.clock = clock
@@ -75,7 +78,12 @@ class Scheduler(Generic[T]):
             self.handle.cancel()
         self.wake_at = when
         delay = when - self.clock()
-        self.handle = self.loop.call_later(delay if delay > 0.0 else 0.0, self._service)
+        # Whole slots, rounded up. uvloop's timers count whole milliseconds (libuv rounds the delay
+        # to the nearest one), so a sub-millisecond delay fired at once, found nothing due yet and
+        # re-armed: the loop spun (1.76 million passes for 124,000 requests in a 20 s run at 2,500
+        # sessions/s). Rounded up, an entry fires at most one slot late, and a slot takes one or
+        # two passes; the lateness counts in latency, measured from the intended instant.
+        self.handle = self.loop.call_later(math.ceil(delay * self.inv) * self.res if delay > 0.0 else 0.0, self._service)
 
     def next_due(self) -> float:
         """The earliest entry's due instant (``inf`` when empty)."""
