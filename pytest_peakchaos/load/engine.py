@@ -396,7 +396,6 @@ class Engine:
         self.errors: list[dict[str, int]] = [{k: 0 for k in ERROR_KINDS} for _ in range(n)]
         self.status: list[dict[int, int]] = [{} for _ in range(n)]
         # latency in fine log buckets (0.1 %), folded into HdrHistograms at the end
-        self.lat: list[dict[int, int]] = [{} for _ in range(n)]
         self.svc: list[dict[int, int]] = [{} for _ in range(n)]
         self.lat_class: list[dict[int, dict[int, int]]] = [{} for _ in range(n)]
         # per second: open seconds as [count, ok, errors, queued, max_us, {bucket: n}]
@@ -449,12 +448,11 @@ class Engine:
         lat = (t_done - intended) * 1e6
         fi = int(_log(lat) * INV_LOG_FINE) + 1 if lat > 1.0 else 0
         self.count[a] += 1
-        d = self.lat[a]
-        d[fi] = d.get(fi, 0) + 1
         cls = status // 100 if status else 0
-        dc = self.lat_class[a].get(cls)
+        lc = self.lat_class[a]  # (the latency of all classes is their sum, taken when the run ends)
+        dc = lc.get(cls)
         if dc is None:
-            dc = self.lat_class[a][cls] = {}
+            dc = lc[cls] = {}
         dc[fi] = dc.get(fi, 0) + 1
         if req.t_sent > 0.0:
             sv = (t_done - req.t_sent) * 1e6
@@ -479,13 +477,13 @@ class Engine:
             b = self.bound[a]
             if b is not None and b.effects:
                 self._response_effects(b, st, status, body, key, req)
-            if b is not None and b.cart_op is not None and self.track_carts and (not ok or st.req is not req):
-                self._cart_unsure(a, st, st.req is not req)
+            if self.track_carts and (not ok or st.req is not req):
+                self._cart_unsure(self.bound[a], st, st.req is not req)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
             if self.track_carts:
-                self._cart_unsure(a, st, st.req is not req)
+                self._cart_unsure(self.bound[a], st, st.req is not req)
         sec = int(intended - self.t0)
         per = self.open_sec[a]
         row = per.get(sec)
@@ -523,10 +521,9 @@ class Engine:
         else:
             w["count"] += 1
 
-    def _cart_unsure(self, a: int, st: _SessionState, abandoned: bool) -> None:
+    def _cart_unsure(self, b: _Bound | None, st: _SessionState, abandoned: bool) -> None:
         """A cart request failed (its sku may not be in the shop's cart) or was abandoned by an
         impatient shopper (the session may have moved on: the whole cart is unsure)."""
-        b = self.bound[a]
         if b is None or b.cart_op is None:
             return
         if st.unsure is None:
@@ -923,7 +920,7 @@ class Engine:
             s = ActionStats(name, count=self.count[a], ok=self.ok[a], queued=self.queued[a], impatient=self.impatient[a])
             s.errors = dict(self.errors[a])
             s.status = {str(k): v for k, v in sorted(self.status[a].items())}
-            s.latency = hdr_from_fine(self.lat[a])
+            s.latency = hdr_from_fine(_summed(self.lat_class[a].values()))
             s.service = hdr_from_fine(self.svc[a])
             s.by_class = {names.get(k, "none"): hdr_from_fine(d) for k, d in sorted(self.lat_class[a].items())}
             res.actions[name] = s
@@ -933,6 +930,14 @@ class Engine:
         if self.unfinished:
             res.stop_reason += f" (unfinished={self.unfinished})"
         return res
+
+
+def _summed(dicts: Any) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
 
 
 def _ssl_context(verify: bool | str) -> Any:
