@@ -629,7 +629,7 @@ class Experiment:
         if harness.problem is not None:
             from pytest_peakchaos.stack.health import HarnessError
 
-            raise HarnessError(f"harness error (no verdict on the shop): {harness.problem}")
+            raise HarnessError(harness.problem)
         if load.missing_shares:  # a lost load worker: half a load is no verdict on the shop
             from pytest_peakchaos.load.api import lost_shares_error
 

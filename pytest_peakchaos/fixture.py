@@ -107,7 +107,8 @@ class Chaos:
         from .stack.health import HarnessError, harness_problem
 
         if self._session.harness_error is not None:
-            raise HarnessError(f"not run: the harness broke earlier in the session: {self._session.harness_error}")
+            earlier = self._session.harness_error
+            raise HarnessError(earlier, f"not run: the harness broke earlier in the session: {earlier}")
         experiment = Experiment(self.stack, link=link, name=name, on_progress=self._progress, ledger=ledger)
         from .xdist import locked
 
@@ -118,21 +119,23 @@ class Chaos:
             from .load.api import LoadWorkerDied
 
             if isinstance(exc, LoadWorkerDied):  # the load engine's own worker died: the stack is fine
-                raise HarnessError(f"harness error (no verdict on the shop): {exc}") from exc
+                raise HarnessError(str(exc)) from exc
             problem = harness_problem(self.stack)
             if problem is None and isinstance(exc, HarnessError):  # seen during the run, gone since
-                problem = str(exc).removeprefix("harness error (no verdict on the shop): ")
+                problem = exc.problem
             if problem is not None:  # the rig broke, not the shop: later tests get a rebuilt stack
                 self._session.harness_error = problem
-                raise HarnessError(f"harness error (no verdict on the shop): {problem}") from exc
+                raise HarnessError(problem) from exc
             raise
         finally:
             if self._progress is not None:
                 self._progress.done()
+        # The watch covered the load; this covers what came after it (counters, ledger settling)
+        # and Toxiproxy's API, which the watch does not ask while the load runs.
         problem = harness_problem(self.stack)
         if problem is not None:
             self._session.harness_error = problem
-            raise HarnessError(f"harness error (no verdict on the shop): {problem}")
+            raise HarnessError(problem)
         self.results.append(result)
         self._session.results.append((name, result))
         if self._record is not None:

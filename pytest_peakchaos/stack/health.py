@@ -30,7 +30,19 @@ __all__ = ["HarnessError", "HarnessWatch", "engine_address", "engine_problem", "
 
 
 class HarnessError(StackError):
-    """The test harness broke (not the system under test): no verdict can be given."""
+    """The test harness broke (not the system under test): no verdict can be given.
+
+    ``problem`` is what broke (the Docker engine, Toxiproxy, a load worker), without the message's
+    ``harness error (no verdict on the shop): `` prefix; ``message`` replaces the whole message."""
+
+    PREFIX = "harness error (no verdict on the shop): "
+
+    def __init__(self, problem: str, message: str | None = None) -> None:
+        self.problem = problem
+        super().__init__(self.PREFIX + problem if message is None else message)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:  # pickled (a worker's error) as it was made
+        return (type(self), (self.problem, str(self)))
 
 
 def _through_proxy(host: str, port: int) -> bool:
