@@ -367,6 +367,8 @@ class CheckResult:
     measured: str
     detail: str = ""
     skipped: bool = False
+    #: not measured for lack of requests (too few in a phase or window): more load would measure it
+    too_few: bool = False
 
     @classmethod
     def not_measured(cls, name: str, phase: str, expected: str, why: str, *, strict: bool = True) -> CheckResult:
@@ -376,6 +378,11 @@ class CheckResult:
     def skip(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
         """A ``not measured`` row (its ``passed`` is settled by :func:`evaluate` from the policy)."""
         return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True)
+
+    @classmethod
+    def few(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
+        """A ``not measured`` row for lack of requests (``too_few``): a busier run would measure it."""
+        return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True, too_few=True)
 
     @property
     def outcome(self) -> str:
@@ -745,7 +752,7 @@ def baseline(ev: Evidence, policy: Policy) -> list[CheckResult]:
         measured += ": the system is broken before any fault; nothing else was judged"
         return [CheckResult(name, base.name, False, expected, measured, "; ".join(lines))]
     if judged == 0:
-        return [CheckResult.skip(name, base.name, expected, f"no action had {policy.min_requests} requests in the baseline ({base.length:g}s)")]
+        return [CheckResult.few(name, base.name, expected, f"no action had {policy.min_requests} requests in the baseline ({base.length:g}s)")]
     bound_ok = sum(ev.window(base, [a]).ok for a in ev.bound_actions())
     link = ""
     if ev.link_bytes is None:
@@ -790,7 +797,7 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
             continue
         groupw = ev.window(phase, actions)
         if groupw.count == 0:
-            out.append(CheckResult.skip(name, phase.name, expected, "no request of an isolated action in this phase"))
+            out.append(CheckResult.few(name, phase.name, expected, "no request of an isolated action in this phase"))
             continue
         base_group = ev.window(base, actions) if base is not None else None
         succ_fail: list[tuple[str, float, str]] = []  # (action, rate, " (baseline x%)")
@@ -813,7 +820,7 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 bw = ev.window(base, small) if base is not None else None
                 judged.append(("+".join(small), sw, bw))
         if not judged:
-            out.append(CheckResult.skip(name, phase.name, expected, f"fewer than {policy.min_requests} requests of isolated actions"))
+            out.append(CheckResult.few(name, phase.name, expected, f"fewer than {policy.min_requests} requests of isolated actions"))
             continue
         # most requested first: the pages shoppers feel most
         judged.sort(key=lambda j: -j[1].count)
@@ -885,7 +892,7 @@ def cached_bounds(ev: Evidence, policy: Policy) -> list[CheckResult]:
         for phase in ev.phases:
             w = ev.window(phase, [a])
             if w.count < policy.min_requests:
-                out.append(CheckResult.skip("isolation", f"{phase.name} (cached)", expected, f"fewer than {policy.min_requests} requests"))
+                out.append(CheckResult.few("isolation", f"{phase.name} (cached)", expected, f"fewer than {policy.min_requests} requests"))
                 continue
             av = Availability.of(w, cutoff)
             bad = [f"success {_pct(av.rate)}"] if av.rate < succ else []
@@ -925,7 +932,7 @@ def fail_fast(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 groups.append(("+".join(small), sw))
         groups = [(a, w) for a, w in groups if w.count]
         if not groups:
-            out.append(CheckResult.skip(name, phase.name, expected, "no legacy-bound request in this phase"))
+            out.append(CheckResult.few(name, phase.name, expected, "no legacy-bound request in this phase"))
             continue
         rows = []
         failing: list[str] = []
@@ -989,7 +996,7 @@ def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
     for phase in ev.phases:
         w = ev.load.window(phase.start, phase.end)
         if w.count == 0:
-            out.append(CheckResult.skip(name, phase.name, expected, "no request in this phase"))
+            out.append(CheckResult.few(name, phase.name, expected, "no request in this phase"))
             continue
         by_kind = {k.replace(NO_RETRY_AFTER, " without Retry-After"): n for k, n in w.kinds.items() if n and _dishonest(k, policy)}
         dishonest = sum(by_kind.values())
@@ -1032,7 +1039,7 @@ def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
         if attempted:
             measured = f"{attempted} order attempts ({'/'.join(sorted(ev.order_actions))}), none acknowledged: no order could be checked"
             return [CheckResult(name, phase, False, expected, measured, detail)]
-        return [CheckResult.skip(name, phase, expected, "no order was attempted")]
+        return [CheckResult.few(name, phase, expected, "no order was attempted")]
     measured = f"{rec.acknowledged} acknowledged: {rec.found} found, {rec.missing} missing, {rec.duplicated} duplicated{waited}"
     if rec.missing and not rec.settled:
         measured += f"; not settled after {rec.waited_s:.1f}s" + (f" (last error: {_cut(rec.last_error, 80)})" if rec.last_error else "")
@@ -1081,7 +1088,7 @@ def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
         w = ev.load.window(s, min(hi, s + win), actions)
         rates.append((s, Availability.of(w, cutoff).rate if w.count >= 5 else None))
     if all(r is None for _, r in rates):
-        return [CheckResult.skip(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase")]
+        return [CheckResult.few(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase")]
     recovered_at: int | None = None
     for i in range(len(rates)):
         if all(r is None or r >= target for _, r in rates[i:]) and any(r is not None for _, r in rates[i:]):
@@ -1125,7 +1132,7 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 continue
             delta, n = amp.per_phase[phase.name]
             if n < policy.min_requests:
-                out.append(CheckResult.skip(name, phase.name, expected, f"only {n} legacy-bound actions"))
+                out.append(CheckResult.few(name, phase.name, expected, f"only {n} legacy-bound actions"))
                 continue
             factor = (delta / n) / ref
             measured = f"{factor:.2f}x baseline ({delta / n:.0f} {amp.unit}/action vs {ref:.0f})"
@@ -1184,7 +1191,7 @@ def shedding(ev: Evidence, policy: Policy) -> list[CheckResult]:
             out.append(CheckResult.skip(name, "fault", expected, f"{where}: {w.note}"))
             continue
         if w.actions < policy.min_requests:
-            out.append(CheckResult.skip(name, "fault", expected, f"{where}: only {w.actions} legacy-bound actions after the grace"))
+            out.append(CheckResult.few(name, "fault", expected, f"{where}: only {w.actions} legacy-bound actions after the grace"))
             continue
         per = w.calls / w.actions
         measured = f"{per:.2f} calls per action ({int(round(w.calls))} calls / {w.actions} actions, {w.start:g}s-{w.end:g}s)"

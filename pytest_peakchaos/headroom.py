@@ -26,7 +26,9 @@ curve multiplied by it) with the same faults; a rate is ``scale x`` the profile'
 The answer is an interval ``(graceful_up_to, not_at)``, never one made-up number; either end may be
 open (``None``: the bottom of the range already failed / the top still passed). A probe is graceful
 iff its result ``passed``; one whose failures are all "not measured" rows or harness errors (a fault
-that could not be applied, a stack error) is *inconclusive*: it moves no bound and is retried once.
+that could not be applied, a stack error) is *inconclusive*: it moves no bound and is retried once;
+one whose unmeasured rows all lacked requests (``too_few``: a low rate in a short probe) makes the
+search step up to a higher rate instead, while it is still bracketing.
 The search stops when the interval is narrow enough and confirmed, or before a probe that would end
 past the time ``budget``, or after ``max_probes`` probes. Every probe's full result is kept.
 
@@ -171,7 +173,7 @@ class Probe:
     rate: float
     scale: float
     seed: int
-    step: str  # bracket, bisect, repeat, retry
+    step: str  # bracket, bisect, repeat, retry, step up
     verdict: str  # pass, fail, inconclusive
     wall_s: float
     result: Any = None  # the probe's ExperimentResult (None when it raised)
@@ -375,12 +377,21 @@ def bounds(probes: Iterable[Probe]) -> tuple[float | None, float | None]:
     return (max(ok) if ok else None), upper
 
 
+def starved(probe: Probe) -> bool:
+    """An inconclusive probe whose every unmeasured row lacked requests (``CheckResult.too_few``):
+    a probe at a higher rate has more of them, so the search steps up rather than retrying."""
+    return (probe.verdict == INCONCLUSIVE and not probe.error and bool(probe.failures)
+            and all(getattr(c, "too_few", False) is True for c in probe.failures))
+
+
 def _next(plan: HeadroomPlan, probes: list[Probe]) -> tuple[float, str] | None:
     """The next probe ``(rate, step)``, or ``None`` when the interval is settled."""
     last = probes[-1] if probes else None
-    if last is not None and last.verdict == INCONCLUSIVE:
-        return last.rate, "retry"
     lower, upper = bounds(probes)
+    if last is not None and last.verdict == INCONCLUSIVE:
+        if upper is None and starved(last) and last.rate < plan.hi * (1 - 1e-9):
+            return min(plan.hi, last.rate * plan.growth), "step up"  # more load, more data
+        return last.rate, "retry"
     if lower is None and upper is None:
         return plan.lo, "bracket"
     if upper is None:
@@ -464,7 +475,8 @@ def search(
             verdict, rows = classify(result)
         probe = Probe(len(probes) + 1, rate, plan.scale_of(rate), seed, why, verdict, wall, result, rows, error)
         probes.append(probe)
-        inconclusive_run = inconclusive_run + 1 if verdict == INCONCLUSIVE else 0
+        # in a row *at one rate*: a starved probe's step up to a higher rate starts the count again
+        inconclusive_run = (inconclusive_run + 1 if probes[-2:-1] and probes[-2].rate == rate else 1) if verdict == INCONCLUSIVE else 0
         if on_probe is not None:
             on_probe(probe)
     lower, upper = bounds(probes)

@@ -66,7 +66,7 @@ HEADROOM_DEFS: dict[str, Any] = {
             "rate": _NUM,
             "scale": _NUM,
             "seed": {"type": "integer"},
-            "step": {"type": "string", "description": "bracket, bisect, repeat or retry"},
+            "step": {"type": "string", "description": "bracket, bisect, repeat, retry or step up"},
             "verdict": {"type": "string", "description": "pass, fail or inconclusive"},
             "passed": {"type": "boolean"},
             "wall_s": _NUM,

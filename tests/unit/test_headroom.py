@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
-
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -720,3 +720,45 @@ def test_the_fixture_records_searches_for_the_report_and_the_summary(pytester: p
     assert "× of #1" in page  # the second search of the test compared with its first
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="peakchaos_headroom_graceful_up_to"' in junit and 'name="peakchaos_headroom2_not_at"' in junit
+
+
+@dataclass
+class StarvedShop(FakeShop):
+    """Below ``enough`` sessions/s a probe has too few requests: its rows are not measured (too_few)."""
+
+    enough: float = 8.0
+
+    def __call__(self, scale: float, seed: int) -> FakeResult:
+        rate = round(scale * self.base, 3)
+        if rate < self.enough:
+            self.calls.append((rate, seed))
+            self.clock.now += self.probe_s
+            row = CheckResult.few("fail_fast", "fault", "p99 <= 2000 ms", "fewer than 20 requests of isolated actions")
+            row = dataclasses.replace(row, passed=False)  # as evaluate() settles it under a strict policy
+            return FakeResult(False, [ok_row(), row], seed, scale)
+        return super().__call__(scale, seed)
+
+
+def test_a_probe_starved_of_requests_steps_up_instead_of_retrying() -> None:
+    shop = StarvedShop(threshold=11.0, clock=FakeClock(), enough=8.0)
+    result = run(shop, plan())
+    assert rates(result)[:3] == [2.0, 4.0, 8.0]  # 2 and 4 lacked data: the search stepped up, it did not retry
+    assert [p.step for p in result.probes[:3]] == ["bracket", "step up", "step up"]
+    assert [p.verdict for p in result.probes[:2]] == [INCONCLUSIVE, INCONCLUSIVE]
+    assert result.stopped == "converged"
+    assert result.graceful_up_to is not None and 8.0 <= result.graceful_up_to <= 11.0 < (result.not_at or 0)
+
+
+def test_starved_at_every_rate_ends_at_the_top_without_a_verdict() -> None:
+    shop = StarvedShop(threshold=11.0, clock=FakeClock(), enough=1e9)
+    result = run(shop, plan())
+    assert rates(result) == [2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 64.0]  # up to the top, retried there once
+    assert result.stopped == "2 inconclusive probes in a row"
+    assert result.interval == (None, None)
+
+
+def test_a_not_measured_row_for_another_reason_is_retried_at_the_same_rate() -> None:
+    # FakeShop's inconclusive rows are "no recovery phase": not a lack of requests
+    shop = FakeShop(threshold=11.0, clock=FakeClock(), inconclusive={(2.0, 0)})
+    result = run(shop, plan())
+    assert rates(result)[:2] == [2.0, 2.0] and result.probes[1].step == "retry"
