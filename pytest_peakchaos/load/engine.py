@@ -57,6 +57,7 @@ __all__ = ["EngineConfig", "run_engine", "new_event_loop"]
 
 _TICK_S = 0.005
 _HOUSEKEEPING_S = 0.25
+_EARLY_S = 0.0005  # a think time may end this much early: half the loop's 1 ms timer resolution
 _monotonic = time.monotonic
 _log = math.log
 
@@ -716,7 +717,11 @@ class Engine:
             self.patience_wheel.push(intended + st.patience, (st, req))
 
     def _fire(self, st: _SessionState, now: float) -> None:
-        """The scheduler: ``st``'s think time is over."""
+        """The scheduler: ``st``'s think time is over. Fired up to ``_EARLY_S`` before its intended
+        instant, the request is intended *now* (a think time shorter by at most half a millisecond),
+        so its latency still runs from no earlier than its real send."""
+        if st.intended > now:
+            st.intended = now
         step = st.step
         st.step = None
         self._run(st, step)
@@ -822,7 +827,9 @@ class Engine:
         self.loop = loop
         pool = Pool(loop, self.host, self.port, cfg.connections, ssl=self.ssl)
         self.pool = pool
-        self.sched = Scheduler(loop, self._fire)
+        # Think times end up to half a slot early (the loop's timers count whole milliseconds; see
+        # _fire): the mean lateness of a send is ~0 instead of half a millisecond, with no spinning.
+        self.sched = Scheduler(loop, self._fire, early=_EARLY_S)
         self.patience_wheel = Scheduler(loop, self._patience_over)
         if cfg.access_log is not None:
             self.alog = _AccessLog(cfg.access_log)

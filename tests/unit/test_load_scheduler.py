@@ -130,3 +130,41 @@ def test_entries_spread_inside_milliseconds_take_a_pass_or_two_per_slot_not_one_
         s.close()
     finally:
         loop.close()
+
+
+def test_with_early_an_entry_fires_at_most_that_much_before_its_due_instant() -> None:
+    def body(loop: asyncio.AbstractEventLoop) -> None:
+        fired: list[tuple[str, float]] = []
+        s: Scheduler[str] = Scheduler(loop, lambda item, now: fired.append((item, now)), clock=lambda: 0.0, early=0.0005)
+        for name, when in [("a", 20.0002), ("b", 20.0007), ("c", 20.0013)]:
+            s.push(when, name)
+        assert s.service(20.0001) == 1 and fired == [("a", 20.0001)]  # 0.1 ms early: within 0.5 ms
+        assert s.service(20.0001) == 0  # b is 0.6 ms away
+        assert s.service(20.0003) == 1 and fired[-1] == ("b", 20.0003)
+        assert s.service(20.0007) == 0 and s.service(20.0008) == 1  # c: 0.5 ms early at most
+        s.close()
+
+    _with_loop(body)
+
+    from pytest_peakchaos.load.engine import new_event_loop
+
+    loop = new_event_loop()
+    try:  # on a real loop: every entry within [due - early, ...), in a pass or two per slot
+        lateness: list[float] = []
+        n = 300
+        done = loop.create_future()
+
+        def fire(when: float, now: float) -> None:
+            lateness.append(now - when)
+            if len(lateness) == n and not done.done():
+                done.set_result(None)
+
+        s = Scheduler(loop, fire, early=0.0005)
+        t0 = time.monotonic() + 0.005
+        for i in range(n):
+            s.push(t0 + i * 0.0001, t0 + i * 0.0001)
+        loop.run_until_complete(asyncio.wait_for(done, 5.0))
+        assert min(lateness) >= -0.0005 - 1e-9
+        s.close()
+    finally:
+        loop.close()
