@@ -78,10 +78,11 @@ def export_stack(stack: Stack) -> dict[str, Any]:
 
 def shared_spec(data: dict[str, Any]) -> Any:
     """The external-stack spec a worker builds from :func:`export_stack`'s data."""
-    from .stack.external import ExternalLedger, ExternalLink, ExternalSpec
+    from .stack.base import HttpLedger
+    from .stack.external import ExternalLink, ExternalSpec
 
     links = [ExternalLink(name=x["name"], proxy=x["proxy"], client=x["client"], service=x["service"]) for x in data["links"]]
-    ledger = ExternalLedger(**data["ledger"]) if data.get("ledger") else None
+    ledger = HttpLedger(**data["ledger"]) if data.get("ledger") else None
     return ExternalSpec(
         path=Path(data["path"]), project=data["project"], services=dict(data["services"]), toxiproxy=data["toxiproxy"],
         links=links, ledger=ledger, capacity={x["name"]: x["container"] for x in data["links"] if x.get("container")},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,15 @@ if TYPE_CHECKING:
     from ..link import Link
     from ..toxiproxy import ToxiproxyClient
     from .compose import StackSpec
+
+
+@dataclass(frozen=True)
+class HttpLedger:
+    """A ledger read over HTTP: GET ``path`` on ``service`` (the external and local backends)."""
+
+    service: str
+    path: str
+    port: int | None = None
 
 
 class StackError(RuntimeError):

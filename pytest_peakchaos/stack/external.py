@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .base import Stack, StackError
+from .base import HttpLedger, Stack, StackError
 
 if TYPE_CHECKING:
     from ..link import Link
@@ -61,20 +61,13 @@ class ExternalLink:
 
 
 @dataclass(frozen=True)
-class ExternalLedger:
-    service: str
-    path: str
-    port: int | None = None
-
-
-@dataclass(frozen=True)
 class ExternalSpec:
     path: Path
     project: str
     services: dict[str, str]  # name -> base URL
     toxiproxy: str
     links: list[ExternalLink]
-    ledger: ExternalLedger | None = None
+    ledger: HttpLedger | None = None
     allow_any_host: bool = False
     backend: str = field(default=KIND)
     #: link name -> legacy container id on the local engine (xdist's shared mode: capacity faults work)
@@ -213,7 +206,7 @@ def load_external(path: str | Path) -> ExternalSpec:
             if not isinstance(lpath, str) or not lpath.startswith("/"):
                 problems.append(f"ledger.path: expected a path starting with '/', got {lpath!r}")
             if not problems:
-                ledger = ExternalLedger(service=str(lsvc), path=str(lpath))
+                ledger = HttpLedger(service=str(lsvc), path=str(lpath))
     if problems:
         raise StackError(f"{file}: {len(problems)} problem(s) in the external stack file:\n  " + "\n  ".join(problems))
     return ExternalSpec(

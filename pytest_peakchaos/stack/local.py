@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .base import Stack, StackError
+from .base import HttpLedger, Stack, StackError
 
 if TYPE_CHECKING:
     from ..toxiproxy import ToxiproxyClient
@@ -80,19 +80,12 @@ class LocalLink:
 
 
 @dataclass(frozen=True)
-class LocalLedger:
-    service: str
-    path: str
-    port: int | None = None
-
-
-@dataclass(frozen=True)
 class LocalSpec:
     path: Path
     project: str
     services: dict[str, LocalService]
     links: list[LocalLink]
-    ledger: LocalLedger | None = None
+    ledger: HttpLedger | None = None
     backend: str = field(default=KIND)
 
 
@@ -174,7 +167,7 @@ def load_local(path: str | Path) -> LocalSpec:
         if not isinstance(raw_ledger, dict) or raw_ledger.get("service") not in services:
             problems.append(f"ledger: expected {{service: <one of {', '.join(services)}>, path: /orders}}, got {raw_ledger!r}")
         else:
-            ledger = LocalLedger(service=str(raw_ledger["service"]), path=str(raw_ledger.get("path", "/orders")))
+            ledger = HttpLedger(service=str(raw_ledger["service"]), path=str(raw_ledger.get("path", "/orders")))
     for svc in services.values():
         for text in (*svc.command, *svc.environment.values()):
             for ref in re.findall(r"\{([a-z]+):([^}]+)\}", text):
