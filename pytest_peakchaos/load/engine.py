@@ -893,6 +893,9 @@ class Engine:
             await asyncio.sleep(0)  # let transports deliver connection_lost
             if self.alog is not None:
                 self.alog.close()
+        # sessions still thinking (dropped by the closed wheel) or waiting when the run stopped
+        # are not active any more: they are counted as truncated in the result
+        self.active = 0
         elapsed = min(_monotonic(), hard_end) - self.t0
         self._finalize(None)
         res = self._result(elapsed)

@@ -224,3 +224,17 @@ def test_capture_reads_session_variables_from_responses() -> None:
         with t.lock:
             seen = sorted(p for _, p, _, _ in t.log if p.startswith("/ok/"))
         assert seen == sorted(f"/ok/{n}" for n in t.orders.values())
+
+
+def test_after_a_run_no_session_is_counted_active() -> None:
+    # the run stops at max_requests while most shoppers are thinking (0.3 s, well inside the 5 s)
+    totals: list[object] = []
+    with Target() as t:
+        r = run_load(t.url, one_action_profile("/ok", 100, stay=0.98, think=0.3), duration=5.0, seed=1, max_requests=60,
+                     max_sessions=None, concurrency_cap=100, request_timeout_s=0.5, on_live=totals.append)
+    assert r.stop_reason.startswith("max_requests")
+    s = r.sessions
+    assert s.truncated > 5 and s.truncated == s.started - s.completed - s.abandoned
+    live = totals[0]
+    assert callable(live)
+    assert live()[2] == 0  # (completed, ok, active): the stopped run holds no active session
