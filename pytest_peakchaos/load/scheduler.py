@@ -11,9 +11,10 @@ dict of lists, so adding one is a dict look-up and an append whatever the number
 keys (one push per new millisecond, not per entry). One event-loop timer is armed for the earliest
 entry; when it fires, every entry that is due goes to ``fire(item, now)`` in due order (equal due
 times in the order they were pushed), **never before its due instant** (or, with ``early``, never
-more than ``early`` before it): a slot that is not wholly past is sorted and only its due prefix fires. The timer's delay is rounded *up* to whole slots
-(uvloop's timers count whole milliseconds), so an entry fires at most about one slot late and a slot
-takes one or two passes, not one per loop iteration. The timer is re-armed only when a new entry is
+more than ``early`` before it): a slot that is not wholly past is sorted and only its due prefix
+fires. The timer's delay is rounded *up* to whole slots (uvloop's timers count whole milliseconds),
+so an entry fires at most about one slot late and a slot takes one or two passes, not one per loop
+iteration. The timer is re-armed only when a new entry is
 earlier than the armed instant (rare: think times are long, the armed instant near).
 
 Bounded: one service pass takes no further slot once it has fired as many entries as were present
