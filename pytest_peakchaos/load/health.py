@@ -23,17 +23,15 @@ generator delay (the larger of the loop lag p99 and the send delay p99) exceeds 
 from __future__ import annotations
 
 import gc
-import math
 import time
 from typing import Any
 
-from pytest_peakchaos.load.result import COARSE_FACTOR, INV_LOG_FINE, GeneratorHealth, GeneratorSecond, LogSketch, sketch_index
+from pytest_peakchaos.load.result import GeneratorHealth, GeneratorSecond, LogSketch, sketch_index
 
 __all__ = ["HealthSampler"]
 
 _monotonic = time.monotonic
 _thread_time = time.thread_time
-_log = math.log
 
 
 def _add(buckets: dict[int, dict[int, int]], maxima: dict[int, float], sec: int, us: float) -> None:
@@ -121,17 +119,8 @@ class HealthSampler:
             self._cpu_roll(now, now_sec)
 
     def send_delay(self, sec: int, delay_us: float) -> None:
-        """A request intended in second ``sec`` was written ``delay_us`` after its intended instant.
-
-        Once per request: ``_add`` inlined (``sketch_index`` is ``(int(log(us) / log γ_fine) + 40) // 40``)."""
-        b = (int(_log(delay_us) * INV_LOG_FINE) + COARSE_FACTOR) // COARSE_FACTOR if delay_us > 1.0 else 0
-        d = self.send.get(sec)
-        if d is None:
-            d = self.send[sec] = {}
-            self.send_max[sec] = 0.0
-        d[b] = d.get(b, 0) + 1
-        if delay_us > self.send_max[sec]:
-            self.send_max[sec] = delay_us
+        """A request intended in second ``sec`` was written ``delay_us`` after its intended instant."""
+        _add(self.send, self.send_max, sec, delay_us)
 
     def _cpu_roll(self, now: float, now_sec: int) -> None:
         cpu = _thread_time()

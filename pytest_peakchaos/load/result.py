@@ -66,8 +66,9 @@ def fine_index(value_us: float) -> int:
 
 
 def sketch_index(value_us: float) -> int:
-    """Per-second (coarse) bucket of a latency in µs."""
-    return (fine_index(value_us) + COARSE_FACTOR - 1) // COARSE_FACTOR
+    """Per-second (coarse) bucket of a latency in µs: ``(fine_index + COARSE_FACTOR - 1) //
+    COARSE_FACTOR``, written out (it runs once per request, for the generator's send delay)."""
+    return (int(math.log(value_us) * INV_LOG_FINE) + COARSE_FACTOR) // COARSE_FACTOR if value_us > 1.0 else 0
 
 
 def fine_value(index: int) -> float:
