@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import _random
 import hashlib
-import math
 import random
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Step", "SessionPlan", "CompiledPlan", "session_rng", "plan_session", "plan_sessions", "arrival_rng", "expected_visits"]
 
 _EXIT = -1
-_log = math.log
 
 
 def _derive(seed: int, *parts: object) -> int:
@@ -176,10 +174,6 @@ class CompiledPlan:
                 empty_t, empty_c = [_EXIT], [1.0 + 1e-12]
             self.rows[code] = ((full_t, full_c), (empty_t, empty_c))
         self.think = [b.think_for(a) for a in self.actions]
-        # exponential think times drawn inline (what Random.expovariate does), else None: Dist.sample
-        self.think_exp: list[tuple[float, float] | None] = [
-            (1.0 / d.mean, d.high) if d.kind == "exponential" and d.mean > 0.0 else None for d in self.think
-        ]
         self.think_scale = b.think_scale
         self.max_actions = b.max_actions
         self.patience = profile.patience
@@ -209,14 +203,12 @@ class CompiledPlan:
         rand = rng.random
         rows = self.rows
         think = self.think
-        think_exp = self.think_exp
         scale = self.think_scale
         cart_op = self.cart_op
         draws = self.draws
         draws_sku = self.draws_sku
         products = self.products
-        zipf = products.zipf
-        zcum, ztotal, zn = (zipf.cum, zipf.total, zipf.n) if zipf is not None else ((), 0.0, 0)
+        pick_zipf = products.zipf.pick if products.zipf is not None else None  # one call, not two
         sku_values = self.sku_values
         first_sku = self.catalog.first_sku
         counters = [-1] * (len(self.datasets) + 1)
@@ -230,25 +222,12 @@ class CompiledPlan:
             nxt = targets[bisect_right(cum, rand())]
             if nxt == _EXIT:
                 return
-            if n > 0 and state >= 0:
-                ex = think_exp[state]
-                if ex is not None:  # Dist.sample's exponential branch, inlined: the same draw and value
-                    v = -_log(1.0 - rand()) / ex[0]
-                    think_s = (v if v < ex[1] else ex[1]) * scale
-                else:
-                    think_s = think[state].sample(rng) * scale
-            else:
-                think_s = 0.0
+            think_s = think[state].sample(rng) * scale if n > 0 and state >= 0 else 0.0
             sku: Any = None
             page = term = -1
             for d in draws[nxt]:
                 if d == _DRAW_SKU:
-                    if zipf is not None:  # _Picker.pick / _Zipf.pick inlined: the same draw and rank
-                        k = bisect_right(zcum, rand() * ztotal)
-                        if k >= zn:
-                            k = zn - 1
-                    else:
-                        k = products.pick(rand(), counters, -1, index)
+                    k = pick_zipf(rand()) if pick_zipf is not None else products.pick(rand(), counters, -1, index)
                     sku = sku_values[k] if sku_values is not None else first_sku + k
                 elif d == _DRAW_PAGE:
                     page = 1 + self.pages.pick(rand())
