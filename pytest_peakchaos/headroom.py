@@ -384,6 +384,17 @@ def starved(probe: Probe) -> bool:
             and all(getattr(c, "too_few", False) is True for c in probe.failures))
 
 
+def _inconclusive_run(probes: list[Probe]) -> int:
+    """Inconclusive probes in a row at the last probe's rate (a starved probe's step up to a higher
+    rate starts the count again)."""
+    n = 0
+    for p in reversed(probes):
+        if p.verdict != INCONCLUSIVE or p.rate != probes[-1].rate:
+            break
+        n += 1
+    return n
+
+
 def _next(plan: HeadroomPlan, probes: list[Probe]) -> tuple[float, str] | None:
     """The next probe ``(rate, step)``, or ``None`` when the interval is settled."""
     last = probes[-1] if probes else None
@@ -430,7 +441,6 @@ def search(
     probes: list[Probe] = []
     slowest = plan.duration_s
     stopped = "converged"
-    inconclusive_run = 0
     while True:
         step = _next(plan, probes)
         if step is None:
@@ -447,8 +457,9 @@ def search(
         if clock() - t0 + pause + slowest > plan.budget_s:
             stopped = f"budget ({_clock(plan.budget_s)})"
             break
-        if inconclusive_run >= MAX_INCONCLUSIVE_IN_A_ROW:
-            stopped = f"{inconclusive_run} inconclusive probes in a row"
+        run = _inconclusive_run(probes)
+        if run >= MAX_INCONCLUSIVE_IN_A_ROW:
+            stopped = f"{run} inconclusive probes in a row"
             break
         rate, why = step
         nth = sum(1 for p in probes if p.rate == rate)
@@ -475,8 +486,6 @@ def search(
             verdict, rows = classify(result)
         probe = Probe(len(probes) + 1, rate, plan.scale_of(rate), seed, why, verdict, wall, result, rows, error)
         probes.append(probe)
-        # in a row *at one rate*: a starved probe's step up to a higher rate starts the count again
-        inconclusive_run = (inconclusive_run + 1 if probes[-2:-1] and probes[-2].rate == rate else 1) if verdict == INCONCLUSIVE else 0
         if on_probe is not None:
             on_probe(probe)
     lower, upper = bounds(probes)
