@@ -479,7 +479,7 @@ class Engine:
             if b is not None and b.effects:
                 self._response_effects(b, st, status, body, key, req)
             if self.track_carts and (not ok or st.req is not req):
-                self._cart_unsure(self.bound[a], st, st.req is not req)
+                self._cart_unsure(b, st, st.req is not req)
         else:
             kind = err if err in ("timeout", "reset", "refused") else "other"
             self.errors[a][kind] += 1
