@@ -375,14 +375,10 @@ class CheckResult:
         return cls(name, phase, not strict, expected, f"not measured: {why}", why, skipped=True)
 
     @classmethod
-    def skip(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
-        """A ``not measured`` row (its ``passed`` is settled by :func:`evaluate` from the policy)."""
-        return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True)
-
-    @classmethod
-    def few(cls, name: str, phase: str, expected: str, why: str) -> CheckResult:
-        """A ``not measured`` row for lack of requests (``too_few``): a busier run would measure it."""
-        return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True, too_few=True)
+    def skip(cls, name: str, phase: str, expected: str, why: str, *, too_few: bool = False) -> CheckResult:
+        """A ``not measured`` row (its ``passed`` is settled by :func:`evaluate` from the policy);
+        ``too_few``: for lack of requests, so a busier run would measure it."""
+        return cls(name, phase, True, expected, f"not measured: {why}", why, skipped=True, too_few=too_few)
 
     @property
     def outcome(self) -> str:
@@ -752,7 +748,7 @@ def baseline(ev: Evidence, policy: Policy) -> list[CheckResult]:
         measured += ": the system is broken before any fault; nothing else was judged"
         return [CheckResult(name, base.name, False, expected, measured, "; ".join(lines))]
     if judged == 0:
-        return [CheckResult.few(name, base.name, expected, f"no action had {policy.min_requests} requests in the baseline ({base.length:g}s)")]
+        return [CheckResult.skip(name, base.name, expected, f"no action had {policy.min_requests} requests in the baseline ({base.length:g}s)", too_few=True)]
     bound_ok = sum(ev.window(base, [a]).ok for a in ev.bound_actions())
     link = ""
     if ev.link_bytes is None:
@@ -797,7 +793,7 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
             continue
         groupw = ev.window(phase, actions)
         if groupw.count == 0:
-            out.append(CheckResult.few(name, phase.name, expected, "no request of an isolated action in this phase"))
+            out.append(CheckResult.skip(name, phase.name, expected, "no request of an isolated action in this phase", too_few=True))
             continue
         base_group = ev.window(base, actions) if base is not None else None
         succ_fail: list[tuple[str, float, str]] = []  # (action, rate, " (baseline x%)")
@@ -820,7 +816,7 @@ def isolation(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 bw = ev.window(base, small) if base is not None else None
                 judged.append(("+".join(small), sw, bw))
         if not judged:
-            out.append(CheckResult.few(name, phase.name, expected, f"fewer than {policy.min_requests} requests of isolated actions"))
+            out.append(CheckResult.skip(name, phase.name, expected, f"fewer than {policy.min_requests} requests of isolated actions", too_few=True))
             continue
         # most requested first: the pages shoppers feel most
         judged.sort(key=lambda j: -j[1].count)
@@ -892,7 +888,7 @@ def cached_bounds(ev: Evidence, policy: Policy) -> list[CheckResult]:
         for phase in ev.phases:
             w = ev.window(phase, [a])
             if w.count < policy.min_requests:
-                out.append(CheckResult.few("isolation", f"{phase.name} (cached)", expected, f"fewer than {policy.min_requests} requests"))
+                out.append(CheckResult.skip("isolation", f"{phase.name} (cached)", expected, f"fewer than {policy.min_requests} requests", too_few=True))
                 continue
             av = Availability.of(w, cutoff)
             bad = [f"success {_pct(av.rate)}"] if av.rate < succ else []
@@ -932,7 +928,7 @@ def fail_fast(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 groups.append(("+".join(small), sw))
         groups = [(a, w) for a, w in groups if w.count]
         if not groups:
-            out.append(CheckResult.few(name, phase.name, expected, "no legacy-bound request in this phase"))
+            out.append(CheckResult.skip(name, phase.name, expected, "no legacy-bound request in this phase", too_few=True))
             continue
         rows = []
         failing: list[str] = []
@@ -996,7 +992,7 @@ def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
     for phase in ev.phases:
         w = ev.load.window(phase.start, phase.end)
         if w.count == 0:
-            out.append(CheckResult.few(name, phase.name, expected, "no request in this phase"))
+            out.append(CheckResult.skip(name, phase.name, expected, "no request in this phase", too_few=True))
             continue
         by_kind = {k.replace(NO_RETRY_AFTER, " without Retry-After"): n for k, n in w.kinds.items() if n and _dishonest(k, policy)}
         dishonest = sum(by_kind.values())
@@ -1039,7 +1035,7 @@ def ledger(ev: Evidence, policy: Policy) -> list[CheckResult]:
         if attempted:
             measured = f"{attempted} order attempts ({'/'.join(sorted(ev.order_actions))}), none acknowledged: no order could be checked"
             return [CheckResult(name, phase, False, expected, measured, detail)]
-        return [CheckResult.few(name, phase, expected, "no order was attempted")]
+        return [CheckResult.skip(name, phase, expected, "no order was attempted", too_few=True)]
     measured = f"{rec.acknowledged} acknowledged: {rec.found} found, {rec.missing} missing, {rec.duplicated} duplicated{waited}"
     if rec.missing and not rec.settled:
         measured += f"; not settled after {rec.waited_s:.1f}s" + (f" (last error: {_cut(rec.last_error, 80)})" if rec.last_error else "")
@@ -1088,7 +1084,7 @@ def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
         w = ev.load.window(s, min(hi, s + win), actions)
         rates.append((s, Availability.of(w, cutoff).rate if w.count >= 5 else None))
     if all(r is None for _, r in rates):
-        return [CheckResult.few(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase")]
+        return [CheckResult.skip(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase", too_few=True)]
     recovered_at: int | None = None
     for i in range(len(rates)):
         if all(r is None or r >= target for _, r in rates[i:]) and any(r is not None for _, r in rates[i:]):
@@ -1132,7 +1128,7 @@ def amplification(ev: Evidence, policy: Policy) -> list[CheckResult]:
                 continue
             delta, n = amp.per_phase[phase.name]
             if n < policy.min_requests:
-                out.append(CheckResult.few(name, phase.name, expected, f"only {n} legacy-bound actions"))
+                out.append(CheckResult.skip(name, phase.name, expected, f"only {n} legacy-bound actions", too_few=True))
                 continue
             factor = (delta / n) / ref
             measured = f"{factor:.2f}x baseline ({delta / n:.0f} {amp.unit}/action vs {ref:.0f})"
@@ -1191,7 +1187,7 @@ def shedding(ev: Evidence, policy: Policy) -> list[CheckResult]:
             out.append(CheckResult.skip(name, "fault", expected, f"{where}: {w.note}"))
             continue
         if w.actions < policy.min_requests:
-            out.append(CheckResult.few(name, "fault", expected, f"{where}: only {w.actions} legacy-bound actions after the grace"))
+            out.append(CheckResult.skip(name, "fault", expected, f"{where}: only {w.actions} legacy-bound actions after the grace", too_few=True))
             continue
         per = w.calls / w.actions
         measured = f"{per:.2f} calls per action ({int(round(w.calls))} calls / {w.actions} actions, {w.start:g}s-{w.end:g}s)"

@@ -733,7 +733,7 @@ class StarvedShop(FakeShop):
         if rate < self.enough:
             self.calls.append((rate, seed))
             self.clock.now += self.probe_s
-            row = CheckResult.few("fail_fast", "fault", "p99 <= 2000 ms", "fewer than 20 requests of isolated actions")
+            row = CheckResult.skip("fail_fast", "fault", "p99 <= 2000 ms", "fewer than 20 requests of isolated actions", too_few=True)
             row = dataclasses.replace(row, passed=False)  # as evaluate() settles it under a strict policy
             return FakeResult(False, [ok_row(), row], seed, scale)
         return super().__call__(scale, seed)
