@@ -38,6 +38,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import fakepeer  # noqa: E402  (benchmarks/, next to this script)
+
+if os.environ.get(fakepeer.ENV):  # --fake-peer: at import time, so spawned workers (which re-import this module) get it too
+    fakepeer.install()
+
 TARGET_CPU = 1
 CLIENT_CPU = 0
 TOXIPROXY_CANDIDATES = (str(Path(__file__).resolve().parents[1] / ".state" / "bin" / "toxiproxy-server"), "toxiproxy-server")
@@ -234,7 +239,7 @@ def child_real(args: argparse.Namespace) -> None:
     # steady seconds: the last 20 % of the run (most sessions live), for the delay at full concurrency
     tail = [r for r in rows if r.second >= int(0.8 * args.duration) and r.second < int(args.duration)]
     out = {
-        "rate": args.rate, "live": live, "started": s.started, "requests": total.count,
+        "rate": args.rate, "live": live, "started": s.started, "requests": total.count, "errors": total.error_count,
         "rps": total.count / result.elapsed_s, "rps_tail": sum(x.count for x in result.timeline()[int(0.8 * args.duration):int(args.duration)])
         / max(1, int(args.duration) - int(0.8 * args.duration)),
         "p50": total.p50_ms, "p95": total.p95_ms, "p99": total.p99_ms, "max": total.max_ms,
@@ -280,16 +285,18 @@ def child(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_peakchaos(url: str, kind: str, duration: float, connections: int,
-                  during: Any = None, rate: float = 0.0, workers: int = 1, tree: Path | None = None) -> dict[str, Any]:
-    """One child run (pinned unless ``workers > 1``); ``tree``: run another checkout's code (its benchmarks/load.py)."""
+def run_peakchaos(url: str, kind: str, duration: float, connections: int, during: Any = None, rate: float = 0.0,
+                  workers: int = 1, tree: Path | None = None, fake_peer: bool = False) -> dict[str, Any]:
+    """One child run (pinned unless ``workers > 1``); ``tree``: run another checkout's code (its benchmarks/load.py);
+    ``fake_peer``: the engine alone, against :class:`fakepeer.FakePool`."""
     script = (tree / "benchmarks" / "load.py") if tree is not None else Path(__file__).resolve()
     argv = [sys.executable, str(script), "--child", kind, "--url", url,
             "--duration", str(duration), "--connections", str(connections)]
     if tree is None:  # another checkout's script may not know the newer flags
         argv += ["--rate", str(rate), "--workers", str(workers)]
     cmd = argv if workers > 1 else pinned(CLIENT_CPU, argv)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, fakepeer.ENV: "1"} if fake_peer else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         if during is not None:
             during()
@@ -427,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--real-connections", type=int, default=1000, help="--think real: peakchaos connections (default 1000)")
     ap.add_argument("--rates", default="200,1000,2000,3000,5000", help="--think real: session arrivals/s per row")
     ap.add_argument("--workers", type=int, default=1, help="--think real: engine worker processes (unpinned when > 1)")
+    ap.add_argument("--fake-peer", action="store_true",
+                    help="--think real: no nginx and no sockets: the engine alone against fakepeer.FakePool (no peers run)")
     ap.add_argument("--max-peer-users", type=int, default=15_000,
                     help="--think real: largest concurrency Locust is run at (a connection and file descriptor per user)")
     ap.add_argument("--max-k6-vus", type=int, default=4_000, help="--think real: largest concurrency k6 is run at (memory per VU)")
@@ -651,17 +660,19 @@ def main_real(args: argparse.Namespace) -> int:
     duration = args.duration
     conns = args.real_connections
     report: dict[str, Any] = {"think": "real", "duration_s": duration, "connections": conns, "workers": args.workers,
-                              "rows": []}
+                              "fake_peer": args.fake_peer, "rows": []}
     with tempfile.TemporaryDirectory(prefix="peakchaos-bench-") as tmp:
         workdir = Path(tmp)
-        nginx = Nginx(workdir)
+        nginx = None if args.fake_peer else Nginx(workdir)
+        url = fakepeer.URL if nginx is None else nginx.url
         try:
+            target = "no peer (fakepeer.FakePool: the engine alone)" if nginx is None else f"nginx on core {TARGET_CPU}"
             print(f"--think real: double11 at real think times (7 s mean pages), constant arrivals, {duration:g}s per row, "
-                  f"{conns} connections, nginx on core {TARGET_CPU}, clients on core {CLIENT_CPU}"
+                  f"{conns} connections, {target}, clients on core {CLIENT_CPU}"
                   + (f" (peakchaos: {args.workers} workers, unpinned)" if args.workers > 1 else "") + "\n")
             for rate in rates:
                 for rnd in range(max(1, args.rounds)):
-                    r = run_peakchaos(nginx.url, "real", duration, conns, rate=rate, workers=args.workers)
+                    r = run_peakchaos(url, "real", duration, conns, rate=rate, workers=args.workers, fake_peer=args.fake_peer)
                     r["round"] = rnd + 1
                     report["rows"].append({"tool": "peakchaos", **r})
                     g = r["gc"]
@@ -669,12 +680,15 @@ def main_real(args: argparse.Namespace) -> int:
                           f"(last 20 %: {r['rps_tail']:>7,.0f}) p50 {r['p50']:.1f} p95 {r['p95']:.1f} p99 {r['p99']:.1f} ms | "
                           f"generator p99 delay: worst second {r['gen_delay_p99_max']:.1f} ms, last 20 % {r['gen_delay_p99_tail']:.1f} ms, "
                           f"{r['saturated_5ms']}/{r['seconds']} s over 5 ms; gc {g['gc_count']} ({g['gc_pause_ms']:.0f} ms); "
-                          f"cpu share {r['cpu_share']:.2f} | RSS {r['rss_peak']:.0f} MiB, "
-                          f"{(r['kib_per_session'] or 0):.1f} KiB/live session", flush=True)
+                          f"cpu share {r['cpu_share']:.2f}, {(r['cpu_us_per_request'] or 0):.0f} µs CPU/request | RSS {r['rss_peak']:.0f} MiB, "
+                          f"{(r['kib_per_session'] or 0):.1f} KiB/live session"
+                          + (f" | {r['errors']:,} errors" if r.get("errors") else ""), flush=True)
                 live = max(x["live"] for x in report["rows"] if x["tool"] == "peakchaos" and x["rate"] == rate)
+                if nginx is None:  # peers against a fake pool would measure nothing comparable
+                    continue
                 if "locust" not in args.skip:
                     if live <= args.max_peer_users:
-                        lo = run_locust_think(nginx.url, duration, live, rate, workdir)
+                        lo = run_locust_think(url, duration, live, rate, workdir)
                         if lo is not None:
                             report["rows"].append({"tool": "locust", "rate": rate, **lo})
                             print(f"locust    {rate:>6,.0f}/s: {lo}", flush=True)
@@ -685,14 +699,15 @@ def main_real(args: argparse.Namespace) -> int:
                     if find_k6() is None:
                         print("k6: not found (go install go.k6.io/k6@v0.54.0)")
                     elif live <= args.max_k6_vus:
-                        k = run_k6(nginx.url, duration, live, workdir)
+                        k = run_k6(url, duration, live, workdir)
                         if k is not None:
                             report["rows"].append({"tool": "k6", "rate": rate, **k})
                             print(f"k6        {rate:>6,.0f}/s: {k}", flush=True)
                     else:
                         print(f"k6        {rate:>6,.0f}/s: not run: {live:,} VUs > --max-k6-vus {args.max_k6_vus:,}", flush=True)
         finally:
-            nginx.stop()
+            if nginx is not None:
+                nginx.stop()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -5,8 +5,8 @@ another checkout's engine in the same run.
     python benchmarks/session_cost.py [--baseline-tree ../main] [--repeats 3] [--cpu 0]
 
 The engine runs the built-in ``double11`` model unchanged except for its connection pool, which is
-replaced by an in-process fake that answers every request on the next loop iteration with a small
-JSON document. So what is measured is what the engine itself costs: session start (RNG, state),
+replaced by ``fakepeer.FakePool``, an in-process fake that answers every request on the next loop
+iteration with a small JSON document. So what is measured is what the engine itself costs: session start (RNG, state),
 the walk, rendering, think-time scheduling, patience, recording. Two phases, each in a fresh child
 process pinned to ``--cpu``, alternating this tree and the baseline's:
 
@@ -28,51 +28,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import asyncio, collections, json, os, resource, sys, time
+import json, os, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 phase = sys.argv[2]
-import pytest_peakchaos.load.engine as eng
 from pytest_peakchaos.load import Constant, run_load
 from pytest_peakchaos.profiles import load_profile
 
-BODY = b'{"ok":true,"order_id":1,"status":"confirmed"}'
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 46\r\n\r\n" + BODY
-
-
-class FakePool:
-    # the Pool interface the engine uses: answers each request on the next loop iteration
-    def __init__(self, loop, host, port, max_connections, ssl=None):
-        self.loop = loop
-        self.waiting = collections.deque()
-        self.closed = False
-
-    def submit(self, req):
-        if self.closed:
-            req.done = True
-            req.on_done(req, 0, b"", "other", time.monotonic())
-            return
-        req.t_sent = time.monotonic()
-        self.loop.call_soon(self._answer, req)
-
-    def _answer(self, req):
-        if not req.done:
-            req.done = True
-            if req.want_head:
-                req.head = HEAD
-            req.on_done(req, 200, BODY, None, time.monotonic())
-
-    def expire(self, now):
-        return 0
-
-    def close(self):
-        self.closed = True
-
-
-eng.Pool = FakePool
+sys.path.append(sys.argv[3])
+import fakepeer  # this tree's benchmarks/: the same fake for both trees
+fakepeer.install()
 if phase == "requests":
     prof = load_profile("double11").with_(think_scale=0.001, shape=Constant(1.0, 2000.0))
     duration = 5.0
@@ -100,8 +69,8 @@ print(json.dumps({"cpu_s": cpu, "requests": res.total.count, "started": s.starte
 """
 
 
-def run(tree: Path, phase: str, cpu: int) -> dict[str, float]:
-    argv = [sys.executable, "-c", CHILD, str(tree), phase]
+def run(tree: Path, phase: str, cpu: int) -> dict[str, Any]:
+    argv = [sys.executable, "-c", CHILD, str(tree), phase, str(Path(__file__).resolve().parent)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
     if proc.returncode != 0:
