@@ -56,10 +56,11 @@ PROBE_CHECKS: dict[str, Any] = {
 
 
 #: the Double-11 lesson starts at 1 session/s, where a 4 s fault window holds fewer than
-#: ``min_requests`` requests of isolated actions: the probe is `not measured` (inconclusive) and the
-#: search stops. Its probes are longer (an 8 s fault), 3 requests make a judged row, and a row that
-#: still lacks data (no order attempted at 2 sessions/s) is a warning, not a verdict (``strict``
-#: off): the lesson is read from the checks that fail as the rate grows.
+#: ``min_requests`` requests of isolated actions: the probe is `not measured` for lack of data
+#: (the search then steps up, ``headroom.starved``), so the lowest rates would go unjudged. Its
+#: probes are longer (an 8 s fault), 3 requests make a judged row, and a row that still lacks data
+#: (no order attempted at 2 sessions/s) is a warning, not a verdict (``strict`` off): the lesson is
+#: read from the checks that fail as the rate grows.
 LESSON_PROBE: dict[str, Any] = {"duration": 13.0, "faults": [latency(ms=3000, start="2.5s", length="8s")],
                                 "checks": {**PROBE_CHECKS, "min_requests": 3, "strict": False}}
 
