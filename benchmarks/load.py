@@ -683,9 +683,9 @@ def main_real(args: argparse.Namespace) -> int:
                           f"cpu share {r['cpu_share']:.2f}, {(r['cpu_us_per_request'] or 0):.0f} µs CPU/request | RSS {r['rss_peak']:.0f} MiB, "
                           f"{(r['kib_per_session'] or 0):.1f} KiB/live session"
                           + (f" | {r['errors']:,} errors" if r.get("errors") else ""), flush=True)
-                live = max(x["live"] for x in report["rows"] if x["tool"] == "peakchaos" and x["rate"] == rate)
                 if nginx is None:  # peers against a fake pool would measure nothing comparable
                     continue
+                live = max(x["live"] for x in report["rows"] if x["tool"] == "peakchaos" and x["rate"] == rate)
                 if "locust" not in args.skip:
                     if live <= args.max_peer_users:
                         lo = run_locust_think(url, duration, live, rate, workdir)

@@ -6,9 +6,9 @@ another checkout's engine in the same run.
 
 The engine runs the built-in ``double11`` model unchanged except for its connection pool, which is
 replaced by ``fakepeer.FakePool``, an in-process fake that answers every request on the next loop
-iteration with a small JSON document. So what is measured is what the engine itself costs: session start (RNG, state),
-the walk, rendering, think-time scheduling, patience, recording. Two phases, each in a fresh child
-process pinned to ``--cpu``, alternating this tree and the baseline's:
+iteration with a small JSON document. So what is measured is what the engine itself costs: session
+start (RNG, state), the walk, rendering, think-time scheduling, patience, recording. Two phases,
+each in a fresh child process pinned to ``--cpu``, alternating this tree and the baseline's:
 
 * ``requests``: think times scaled by 1/1000 (7 ms pages), 2,000 sessions/s for 5 s: CPU µs per
   request (session starts included, ~1 per 20 requests);
