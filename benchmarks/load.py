@@ -45,6 +45,7 @@ if os.environ.get(fakepeer.ENV):  # --fake-peer: at import time, so spawned work
 
 TARGET_CPU = 1
 CLIENT_CPU = 0
+ENGINE = ["python"]  # --engine (set in main)
 TOXIPROXY_CANDIDATES = (str(Path(__file__).resolve().parents[1] / ".state" / "bin" / "toxiproxy-server"), "toxiproxy-server")
 
 
@@ -225,10 +226,15 @@ def child_real(args: argparse.Namespace) -> None:
     rss0 = _rss_mib()
     t_cpu = time.process_time()
     result = run_load(args.url, prof, duration=args.duration, seed=1, max_requests=10**9, max_sessions=None,
-                      concurrency_cap=10**7, request_timeout_s=10, connections=args.connections, workers=args.workers)
+                      concurrency_cap=10**7, request_timeout_s=10, connections=args.connections, workers=args.workers,
+                      engine=args.engine)
     cpu = time.process_time() - t_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.workers > 1:
+    if args.engine == "native" and args.workers == 1:  # the engine is a child process, the sessions are in it
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu += ch.ru_utime + ch.ru_stime
+        peak += ch.ru_maxrss / 1024
+    elif args.workers > 1:
         peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 * args.workers)
         cpu += resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
     s = result.sessions
@@ -293,7 +299,7 @@ def run_peakchaos(url: str, kind: str, duration: float, connections: int, during
     argv = [sys.executable, str(script), "--child", kind, "--url", url,
             "--duration", str(duration), "--connections", str(connections)]
     if tree is None:  # another checkout's script may not know the newer flags
-        argv += ["--rate", str(rate), "--workers", str(workers)]
+        argv += ["--rate", str(rate), "--workers", str(workers), "--engine", ENGINE[0]]
     cmd = argv if workers > 1 else pinned(CLIENT_CPU, argv)
     env = {**os.environ, fakepeer.ENV: "1"} if fake_peer else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -445,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-tree", type=Path,
                     help="another checkout (e.g. the main branch) whose short-think double11 run is measured "
                          "in the same rounds, for a regression ratio")
+    ap.add_argument("--engine", choices=["python", "native"], default="python",
+                    help="--think real: the peakchaos engine (native: load/native.py, the same engine in C)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
@@ -453,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM/SIGHUP unwind like Ctrl-C, so nginx, Toxiproxy and the clients are stopped on every exit path
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+    ENGINE[0] = args.engine
     if args.child:
         args.kind = args.child
         child(args)

@@ -104,6 +104,7 @@ def run_load(
     allow_any_host: bool = False,
     on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
     cluster: str | None = None,
+    engine: str | None = None,
 ) -> LoadResult:
     """Drive ``profile``'s shoppers against ``base_url`` and return what was measured. Blocking.
 
@@ -129,6 +130,9 @@ def run_load(
     * ``cluster``: the address of a Dask scheduler (``tcp://host:8786``): the run is split the same
       way over the cluster's workers, one share each (``workers`` is then ignored), from a common
       start instant; lost workers are named in ``missing_shares`` (``load/distributed.py``).
+    * ``engine``: ``"python"`` (default; the environment variable ``PEAKCHAOS_ENGINE`` changes it), ``"native"`` (the same engine in C, ``load/native.py``:
+      several times the sessions per core; refuses, before anything starts, a profile it cannot
+      run) or ``"auto"`` (native when it can run the profile, else python).
     """
     from pytest_peakchaos.load.engine import EngineConfig, default_connections, new_run_id
     from pytest_peakchaos.profiles import load_profile
@@ -148,6 +152,14 @@ def run_load(
     if not (request_timeout_s > 0) or math.isinf(request_timeout_s):
         raise ValueError(f"request_timeout_s: expected a finite number > 0, got {request_timeout_s!r}")
     _check_host(base_url, allow_any_host)
+    from pytest_peakchaos.load.native import ENGINES
+
+    where = "engine"
+    if engine is None:
+        engine = os.environ.get("PEAKCHAOS_ENGINE") or "python"
+        where = "PEAKCHAOS_ENGINE"
+    if engine not in ENGINES:
+        raise ValueError(f"{where}: unknown engine {engine!r}; valid values: {', '.join(ENGINES)}")
     prof = load_profile(profile)
     cap = max(1, math.ceil(concurrency_cap / workers))
     cfg = EngineConfig(
@@ -164,7 +176,15 @@ def run_load(
         run_id=run_id or new_run_id(),
         workers=workers,
         use_uvloop=use_uvloop,
+        engine=engine,
     )
+    if engine == "native":  # what it cannot run is said now, before any worker or load starts
+        from pytest_peakchaos.load.native import NativeEngineError, binary, unsupported
+
+        why = unsupported(cfg)
+        if why:
+            raise NativeEngineError("engine=native cannot run this profile: " + "; ".join(why) + " (engine=python or auto can)")
+        binary()
     from pytest_peakchaos import interrupt
 
     # SIGINT/SIGTERM stop the load (within ~0.75 s) instead of cutting the event loop; the

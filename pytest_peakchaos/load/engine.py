@@ -95,6 +95,9 @@ class EngineConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # Write an access log of what was sent (combined format + sid/msec/rt fields), see _AccessLog.
     access_log: str | None = None
+    #: "python" (this module), "native" (load/native.py: the same engine in C) or "auto" (native
+    #: when it can run the profile and a C compiler is there, else python)
+    engine: str = "python"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -996,6 +999,16 @@ def run_engine(
 
     from pytest_peakchaos import interrupt
 
+    if cfg.engine != "python":
+        from pytest_peakchaos.load import native
+
+        if cfg.engine == "native" or native.usable(cfg):
+
+            def stop_native() -> bool:
+                return interrupt.requested() or (stop_flag is not None and stop_flag())
+
+            _raise_nofile(cfg.connections + 256)
+            return native.run_native(cfg, t0=t0, on_start=on_start, stop_flag=stop_native, on_live=on_live)
     _raise_nofile(cfg.connections + 256)
     engine = Engine(cfg)
     loop = new_event_loop(cfg.use_uvloop)
