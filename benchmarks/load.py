@@ -252,6 +252,8 @@ def child_real(args: argparse.Namespace) -> None:
         "gen_delay_p99_max": gen.worst_ms(), "gen_delay_p99_tail": max((r.delay_p99_ms for r in tail), default=0.0),
         "gen_lag_p99_max": max((r.lag_p99_ms for r in rows), default=0.0),
         "saturated_5ms": len(gen.saturated_seconds(5.0)), "seconds": len(rows),
+        "over_5ms": {r.second: round(r.delay_p99_ms, 1) for r in rows if r.delay_p99_ms > 5.0},
+        "engine": args.engine,
         "gc": gen.totals(), "cpu_s": cpu, "cpu_share": gen.totals()["cpu_share"], "elapsed": result.elapsed_s,
         "rss_start": rss0, "rss_peak": peak, "kib_per_session": (peak - rss0) * 1024 / live if live else None,
         "cpu_us_per_request": cpu / total.count * 1e6 if total.count else None,
@@ -664,6 +666,24 @@ def run_k6(url: str, duration: float, vus: int, workdir: Path) -> dict[str, Any]
             "rss_peak": peak, "kib_per_session": peak * 1024 / vus if vus else None}
 
 
+def cpu_times(cpu: int) -> list[int]:
+    """/proc/stat's counters of one core (user nice system idle iowait irq softirq steal ...)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float | None:
+    """Share of the core's time the hypervisor gave to someone else (steal) between two readings."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    d = [a - b for a, b in zip(after, before)]
+    total = sum(d[:8])
+    return d[7] / total if total else None
+
+
 def main_real(args: argparse.Namespace) -> int:
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     duration = args.duration
@@ -678,11 +698,14 @@ def main_real(args: argparse.Namespace) -> int:
             target = "no peer (fakepeer.FakePool: the engine alone)" if nginx is None else f"nginx on core {TARGET_CPU}"
             print(f"--think real: double11 at real think times (7 s mean pages), constant arrivals, {duration:g}s per row, "
                   f"{conns} connections, {target}, clients on core {CLIENT_CPU}"
-                  + (f" (peakchaos: {args.workers} workers, unpinned)" if args.workers > 1 else "") + "\n")
+                  + (f" (peakchaos: {args.workers} workers, unpinned)" if args.workers > 1 else "")
+                  + f", peakchaos engine: {args.engine}\n")
             for rate in rates:
                 for rnd in range(max(1, args.rounds)):
+                    st0 = cpu_times(CLIENT_CPU)
                     r = run_peakchaos(url, "real", duration, conns, rate=rate, workers=args.workers, fake_peer=args.fake_peer)
                     r["round"] = rnd + 1
+                    r["steal_client_core"] = steal_share(st0, cpu_times(CLIENT_CPU))
                     report["rows"].append({"tool": "peakchaos", **r})
                     g = r["gc"]
                     print(f"peakchaos {rate:>6,.0f}/s round {rnd + 1}: live {r['live']:>8,} req/s {r['rps']:>8,.0f} "
@@ -691,7 +714,10 @@ def main_real(args: argparse.Namespace) -> int:
                           f"{r['saturated_5ms']}/{r['seconds']} s over 5 ms; gc {g['gc_count']} ({g['gc_pause_ms']:.0f} ms); "
                           f"cpu share {r['cpu_share']:.2f}, {(r['cpu_us_per_request'] or 0):.0f} µs CPU/request | RSS {r['rss_peak']:.0f} MiB, "
                           f"{(r['kib_per_session'] or 0):.1f} KiB/live session"
-                          + (f" | {r['errors']:,} errors" if r.get("errors") else ""), flush=True)
+                          + (f" | {r['errors']:,} errors" if r.get("errors") else "")
+                          + (f" | seconds over 5 ms: {r['over_5ms']}" if r.get("over_5ms") else "")
+                          + (f" | steal on the client core {r['steal_client_core']:.0%}" if r.get("steal_client_core") is not None else ""),
+                          flush=True)
                 if nginx is None:  # peers against a fake pool would measure nothing comparable
                     continue
                 live = max(x["live"] for x in report["rows"] if x["tool"] == "peakchaos" and x["rate"] == rate)

@@ -508,6 +508,7 @@ class Experiment:
         legacy_actions: Iterable[str] | None = None,
         workers: int = 1,
         cluster: str | None = None,
+        engine: str | None = None,
     ) -> ExperimentResult:
         """Run ``profile``'s shoppers for ``duration`` with ``faults`` on the link; return the verdict.
 
@@ -515,6 +516,7 @@ class Experiment:
         system under test calls legacy for more actions than the profile's bindings say).
         ``cluster``: a Dask scheduler's address; the load is split over its workers
         (``load/distributed.py``) while the fault schedule stays here, aligned to the same start.
+        ``engine``: the load engine (``python``, ``native`` or ``auto``; see ``run_load``).
         """
         from pytest_peakchaos.load import run_load
         from pytest_peakchaos.profiles import load_profile
@@ -608,6 +610,7 @@ class Experiment:
                 stop_event=stop_load,
                 on_live=probe.attach,
                 cluster=cluster,
+                engine=engine,
             )
         finally:
             harness.stop()

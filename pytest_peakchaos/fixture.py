@@ -96,6 +96,8 @@ class Chaos:
             seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(1, 2**31)
         scale = float(kwargs.pop("scale", 1.0)) * settings.scale
         link = kwargs.pop("link", None)
+        if getattr(settings, "engine", "python") != "python" and "engine" not in kwargs:
+            kwargs["engine"] = settings.engine
         if getattr(settings, "dask", None) and "cluster" not in kwargs:
             kwargs["cluster"] = settings.dask
         ledger = kwargs.pop("ledger", None)  # a callable, "module:function" or an x-peakchaos-style mapping

@@ -52,6 +52,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("scale", "multiply every profile's session arrival rate by this factor", "float", 1.0, "FACTOR"),
     Option("report", "write peakchaos.json and peakchaos.html into this folder", "path", None, "DIR"),
     Option("xdist", "under pytest-xdist: per-worker (a stack per worker) or shared (one stack, experiments serialised per link)", "str", "per-worker", "MODE"),
+    Option("engine", "load engine: python, native (the same engine in C: several times the live sessions per core) or auto "
+           "(native where it can run the profile)", "str", "python", "NAME"),
     Option("dask", "split each experiment's load over the workers of this Dask scheduler (needs pytest-peakchaos[dask])", "str", None, "ADDRESS"),
 )
 BY_NAME = {opt.name: opt for opt in OPTIONS}

@@ -79,6 +79,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from . import xdist
 
     settings.xdist = xdist.check_mode(settings.xdist)
+    from .load.native import ENGINES
+
+    if settings.engine not in ENGINES:
+        raise pytest.UsageError(f"--peakchaos-engine / ini peakchaos_engine: invalid value {settings.engine!r}; "
+                                f"valid values: {', '.join(ENGINES)}")
     if settings.dask is not None:
         from .load.distributed import check_address
 

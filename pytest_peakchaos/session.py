@@ -32,6 +32,7 @@ class Settings:
     report: Path | None = None
     dask: str | None = None
     xdist: str = "per-worker"
+    engine: str = "python"
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Settings:

@@ -32,6 +32,7 @@ RUN_KEYS = (
     "link",
     "ledger",
     "cluster",
+    "engine",
 )
 
 
@@ -121,6 +122,11 @@ def check_run_args(kwargs: Mapping[str, Any]) -> None:
         bad = sorted(str(a) for a in actions if a not in names)
         if bad:
             raise ValueError(f"legacy_actions: unknown action(s) {', '.join(bad)}; valid values: {', '.join(names)}")
+    if kwargs.get("engine") is not None:
+        from .load.native import ENGINES
+
+        if kwargs["engine"] not in ENGINES:
+            raise ValueError(f"engine: unknown engine {kwargs['engine']!r}; valid values: {', '.join(ENGINES)}")
     if kwargs.get("cluster") is not None:
         from .load.distributed import check_address
 

@@ -257,7 +257,8 @@ def _self_check(cfg: EngineConfig, eng: Any, toks: dict[int, Any]) -> None:
                 checkouts += 1
                 vals["idempotency_key"] = vals["key"] = key
             want = b.render(vals, key, None, False)
-            got = _render_tokens(*toks[a], vals)
+            htoks, btoks = toks[a]
+            got = _render_tokens(htoks, btoks, vals)
             if got != want:
                 raise NativeEngineError(
                     f"binding {b.action!r}: the native engine would send {got[:160]!r}, the Python engine {want[:160]!r}"
@@ -458,14 +459,14 @@ def _parse_results(cfg: EngineConfig, path: Path, t0: float, limit_hit: bool) ->
             s.errors = dict(zip(("status_5xx", "status_4xx", "timeout", "reset", "refused", "other"), map(int, f[5:11])))
             stats[a] = s
         elif tag == "ST":
-            a, _, pairs = rest.partition(" ")
-            stats[int(a)].status = {str(k): v for k, v in sorted(_pairs(pairs).items())}
+            a_text, _, pairs = rest.partition(" ")
+            stats[int(a_text)].status = {str(k): v for k, v in sorted(_pairs(pairs).items())}
         elif tag == "LC":
-            a, cls, pairs = (rest.split(" ", 2) + [""])[:3]
-            lat.setdefault(int(a), {})[int(cls)] = _pairs(pairs)
+            a_text, cls, pairs = (rest.split(" ", 2) + [""])[:3]
+            lat.setdefault(int(a_text), {})[int(cls)] = _pairs(pairs)
         elif tag == "SV":
-            a, _, pairs = rest.partition(" ")
-            stats[int(a)].service = hdr_from_fine(_pairs(pairs))
+            a_text, _, pairs = rest.partition(" ")
+            stats[int(a_text)].service = hdr_from_fine(_pairs(pairs))
         elif tag == "SEC":
             left, _, kinds = rest.partition(" |")
             f = left.split(" ", 7)

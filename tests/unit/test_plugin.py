@@ -56,6 +56,7 @@ def test_marker_is_registered(pytester: pytest.Pytester) -> None:
         (["--peakchaos-seed", "x1"], "--peakchaos-seed / ini peakchaos_seed: invalid value 'x1'; expected a whole number"),
         (["--peakchaos-startup-timeout", "soon"], "--peakchaos-startup-timeout / ini peakchaos_startup_timeout: --peakchaos-startup-timeout: cannot read 'soon'"),
         (["--peakchaos-startup-timeout=-5s"], "cannot read '-5s' as a duration"),
+        (["--peakchaos-engine", "rust"], "--peakchaos-engine / ini peakchaos_engine: invalid value 'rust'; valid values: python, native, auto"),
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], fragment: str) -> None:
