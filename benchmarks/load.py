@@ -702,10 +702,11 @@ def main_real(args: argparse.Namespace) -> int:
                   + f", peakchaos engine: {args.engine}\n")
             for rate in rates:
                 for rnd in range(max(1, args.rounds)):
-                    st0 = cpu_times(CLIENT_CPU)
+                    st0, sn0 = cpu_times(CLIENT_CPU), cpu_times(TARGET_CPU)
                     r = run_peakchaos(url, "real", duration, conns, rate=rate, workers=args.workers, fake_peer=args.fake_peer)
                     r["round"] = rnd + 1
                     r["steal_client_core"] = steal_share(st0, cpu_times(CLIENT_CPU))
+                    r["steal_target_core"] = steal_share(sn0, cpu_times(TARGET_CPU))
                     report["rows"].append({"tool": "peakchaos", **r})
                     g = r["gc"]
                     print(f"peakchaos {rate:>6,.0f}/s round {rnd + 1}: live {r['live']:>8,} req/s {r['rps']:>8,.0f} "
@@ -716,7 +717,8 @@ def main_real(args: argparse.Namespace) -> int:
                           f"{(r['kib_per_session'] or 0):.1f} KiB/live session"
                           + (f" | {r['errors']:,} errors" if r.get("errors") else "")
                           + (f" | seconds over 5 ms: {r['over_5ms']}" if r.get("over_5ms") else "")
-                          + (f" | steal on the client core {r['steal_client_core']:.0%}" if r.get("steal_client_core") is not None else ""),
+                          + (f" | steal on the client core {r['steal_client_core']:.0%}, on nginx's {r['steal_target_core']:.0%}"
+                             if r.get("steal_client_core") is not None and r.get("steal_target_core") is not None else ""),
                           flush=True)
                 if nginx is None:  # peers against a fake pool would measure nothing comparable
                     continue
