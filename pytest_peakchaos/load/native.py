@@ -85,8 +85,9 @@ def _host_ipv4(host: str) -> str | None:
     return host
 
 
-def unsupported(cfg: EngineConfig) -> list[str]:
-    """Why the native engine cannot run ``cfg`` (empty: it can)."""
+def unsupported(cfg: EngineConfig, *, templates: bool = True) -> list[str]:
+    """Why the native engine cannot run ``cfg`` (empty: it can). ``templates=False`` leaves out the
+    request-template check (``config_text`` makes it anyway)."""
     from pytest_peakchaos.load.client import parse_base_url_full
 
     out: list[str] = []
@@ -124,9 +125,11 @@ def unsupported(cfg: EngineConfig) -> list[str]:
     dists = [p.patience.wait, *(p.behaviour.think_for(a) for a in acts)]
     if any(d.kind not in _DIST for d in dists):
         out.append("a think-time or patience distribution the native engine does not sample")
-    if not out:
+    if not out and templates:
         try:
-            _templates(cfg)
+            from pytest_peakchaos.load.engine import Engine
+
+            _templates(cfg, Engine(cfg))
         except NativeEngineError as exc:
             out.append(str(exc))
     return out
@@ -171,11 +174,9 @@ def _tokens(text: str, kind: str) -> list[tuple[str, str]]:
     return out
 
 
-def _templates(cfg: EngineConfig) -> dict[int, tuple[list[tuple[str, str]], list[tuple[str, str]] | None]]:
-    """Per sending state: (head tokens, body tokens or None), from the Python engine's renderer."""
-    from pytest_peakchaos.load.engine import Engine
-
-    eng = Engine(cfg)
+def _templates(cfg: EngineConfig, eng: Any) -> dict[int, tuple[list[tuple[str, str]], list[tuple[str, str]] | None]]:
+    """Per sending state of ``eng`` (the Python engine built for ``cfg``): (head tokens, body
+    tokens or None), from its own renderer."""
     m = _MARKERS
     out: dict[int, tuple[list[tuple[str, str]], list[tuple[str, str]] | None]] = {}
     for i, b in enumerate(eng.bound):
@@ -351,8 +352,8 @@ def config_text(cfg: EngineConfig, arr: list[tuple[int, float]]) -> str:
     from pytest_peakchaos.load.client import parse_base_url_full
     from pytest_peakchaos.load.engine import Engine, _q_path
 
-    toks = _templates(cfg)
     eng = Engine(cfg)
+    toks = _templates(cfg, eng)
     plan = eng.plan
     p = cfg.profile
     _, host, port, _ = parse_base_url_full(cfg.base_url)
@@ -553,7 +554,7 @@ def run_native(
     on_live: Callable[[Callable[[], tuple[int, int, int]]], None] | None = None,
 ) -> LoadResult:
     """Run ``cfg`` in the native engine (a child process) and return its result. Blocking."""
-    why = unsupported(cfg)
+    why = unsupported(cfg, templates=False)  # config_text below checks the templates
     if why:
         raise NativeEngineError("engine=native cannot run this profile: " + "; ".join(why) + " (engine=python or auto can)")
     exe = binary()
