@@ -615,6 +615,9 @@ class Evidence:
     action_thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: fault windows in which legacy calls could not succeed in time (``shedding`` judges them)
     shedding: tuple[SheddingWindow, ...] = ()
+    #: run-relative seconds the latency checks leave out (the load generator was saturated in them:
+    #: their latency is the generator's, not the system's); set by :func:`evaluate` when it re-judges
+    skip_seconds: frozenset[int] = frozenset()
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -636,7 +639,11 @@ class Evidence:
 
     def window(self, phase: Phase, actions: Iterable[str]) -> WindowStats:
         lo, hi = phase.seconds()
-        return self.load.window(lo, hi, list(actions))
+        return self.load.window(lo, hi, list(actions), skip=self.skip_seconds)
+
+    def span(self, start: float, end: float, actions: Iterable[str] | None = None) -> WindowStats:
+        """The run-relative seconds ``[start, end)`` of ``actions`` (all: None), ``skip_seconds`` left out."""
+        return self.load.window(start, end, None if actions is None else list(actions), skip=self.skip_seconds)
 
     def patience_cutoff_s(self, policy: Policy) -> float:
         """Answers slower than this are unavailable to the shopper (capped at the client time-out)."""
@@ -990,7 +997,7 @@ def honest_degradation(ev: Evidence, policy: Policy) -> list[CheckResult]:
     expected = f"{share} of: {kinds}"
     out: list[CheckResult] = []
     for phase in ev.phases:
-        w = ev.load.window(phase.start, phase.end)
+        w = ev.span(phase.start, phase.end)
         if w.count == 0:
             out.append(CheckResult.skip(name, phase.name, expected, "no request in this phase", too_few=True))
             continue
@@ -1081,7 +1088,7 @@ def recovery(ev: Evidence, policy: Policy) -> list[CheckResult]:
     starts = list(range(lo, max(lo, hi - win) + 1))
     rates: list[tuple[int, float | None]] = []
     for s in starts:
-        w = ev.load.window(s, min(hi, s + win), actions)
+        w = ev.span(s, min(hi, s + win), actions)
         rates.append((s, Availability.of(w, cutoff).rate if w.count >= 5 else None))
     if all(r is None for _, r in rates):
         return [CheckResult.skip(name, "recovery", exp, f"fewer than 5 requests in every {win}s window of the recovery phase", too_few=True)]
@@ -1241,7 +1248,7 @@ def evaluate(ev: Evidence, policy: Policy) -> list[CheckResult]:
         if policy.is_enabled(name):
             rows = CHECKS[name](ev, policy)
             if name in LATENCY_CHECKS:
-                rows = [_unless_generator_saturated(ev, policy, r) for r in rows]
+                rows = [_unless_generator_saturated(ev, policy, r, CHECKS[name]) for r in rows]
             out.extend(rows)
             if name == "baseline" and any(r.outcome == FAIL for r in rows):
                 break
@@ -1258,26 +1265,48 @@ def not_measured_warning(rows: Sequence[CheckResult]) -> str | None:
     ) + ("; ..." if len(nm) > 4 else "")
 
 
-def _unless_generator_saturated(ev: Evidence, policy: Policy, row: CheckResult) -> CheckResult:
-    """``row``, or *not measured* when it failed while the load generator's own p99 delay over the
-    seconds it judged (its phase, and the baseline it compares with) exceeded the policy's bound.
+def _unless_generator_saturated(
+    ev: Evidence, policy: Policy, row: CheckResult, check: Callable[[Evidence, Policy], list[CheckResult]]
+) -> CheckResult:
+    """``row``, re-judged without the seconds in which the load generator was saturated when it
+    failed with such seconds in what it judged (its phase, and the baseline it compares with).
 
     Only failures: the generator's delay adds to latency, time-outs and impatience, so it can make
-    a system look worse, never better; a check that passed despite it passed."""
+    a system look worse, never better; a check that passed despite it passed. A failed row is judged
+    again on the seconds the generator kept up in (its own p99 delay within the policy's bound): it
+    passes or fails on them, saying which seconds were left out and why. When fewer than half of a
+    phase's seconds (or fewer than ``min_phase_s``) remain, it is *not measured*, with the reason."""
     gen = getattr(ev.load, "generator", None)
     if row.skipped or row.passed or not gen:
         return row
+    bound = policy.generator_delay_p99_ms
     compared = ("baseline",) if row.name in ("isolation", "recovery") else ()  # relative to the baseline
     phases = list(ev.phases) if row.phase == RUN else [p for p in ev.phases if p.name == row.phase or p.name in compared]
+    bad: set[int] = set()
     for phase in phases:
         lo, hi = phase.seconds()
-        why = gen.saturated_window(lo, hi, policy.generator_delay_p99_ms) if hi > lo else ""
-        if why:
+        if hi <= lo:
+            continue
+        sat = gen.saturated_in(lo, hi, bound)
+        if not sat and not gen.saturated_window(lo, hi, bound):
+            continue
+        kept = [s for s in range(lo, hi) if s not in sat]
+        if not sat or len(kept) < max(policy.min_phase_s, (hi - lo) / 2.0):
+            why = gen.saturated_window(lo, hi, bound) or gen.describe(bound, sat)
             return CheckResult.skip(row.name, row.phase, row.expected, why if phase.name == row.phase else f"{why} (in the {phase.name} it is compared with)")
-    return row
+        bad.update(sat)
+    if not bad:
+        return row
+    from pytest_peakchaos.load.result import seconds_text
 
-
-# --------------------------------------------------------------------------------------- table
+    again = next((r for r in check(dataclasses.replace(ev, skip_seconds=ev.skip_seconds | bad), policy) if r.phase == row.phase), None)
+    which = f"second {min(bad)}" if len(bad) == 1 else f"seconds {seconds_text(sorted(bad))}"
+    left_out = (f"{which} left out: the load generator was saturated there (its own p99 delay up to "
+                f"{gen.worst_ms(sorted(bad)):.0f} ms, bound {bound:g} ms)")
+    if again is None or again.skipped:
+        return CheckResult.skip(row.name, row.phase, row.expected, "; ".join(x for x in ((again.reason if again else ""), left_out) if x))
+    return dataclasses.replace(again, measured=f"without {which} (generator saturated): {again.measured}",
+                               detail="; ".join(x for x in (again.detail, left_out) if x))
 
 
 def format_table(rows: Sequence[CheckResult], *, failed_first: bool = True, max_cell: int = 100) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator
 
 if TYPE_CHECKING:
     from hdrh.histogram import HdrHistogram
@@ -662,8 +662,10 @@ class LoadResult:
         last = max(max(data), int(math.ceil(self.duration_s)) - 1)
         return [data.get(s) or SecondStats(s) for s in range(0, last + 1)]
 
-    def window(self, start: float, end: float, actions: Iterable[str] | None = None) -> WindowStats:
-        """Merge the seconds ``[start, end)`` (run-relative, by intended send time) of ``actions``."""
+    def window(self, start: float, end: float, actions: Iterable[str] | None = None,
+               skip: Container[int] = ()) -> WindowStats:
+        """Merge the seconds ``[start, end)`` (run-relative, by intended send time) of ``actions``,
+        leaving out the seconds in ``skip`` (e.g. those in which the generator was saturated)."""
         names = list(self.series) if actions is None else list(actions)
         count = ok = errors = queued = 0
         kinds: dict[str, int] = {}
@@ -674,7 +676,7 @@ class LoadResult:
             per = self.series.get(a, {})
             for sec in range(lo, hi):
                 st = per.get(sec)
-                if st is None:
+                if st is None or sec in skip:
                     continue
                 count += st.count
                 ok += st.ok

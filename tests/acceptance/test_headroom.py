@@ -51,7 +51,10 @@ PROBE_CHECKS: dict[str, Any] = {
     "patience_s": 3.0,
     "fail_fast_p99_ms": 4500.0,
     "isolation_p95_floor_ms": 1500.0,
-    "isolation_p95_factor": 10.0,
+    # 4x the probe's baseline p95 (the default is 3x): the naive shop's cascade puts its isolated
+    # p95s at 2.2-2.5 s, so a factor of 10 let a CI baseline of 250 ms (a starved machine's noise in
+    # a 2.5 s baseline) lift the bound above them and the naive shop passed at 16 sessions/s
+    "isolation_p95_factor": 4.0,
 }
 
 

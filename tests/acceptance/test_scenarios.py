@@ -30,6 +30,13 @@ pytestmark = [pytest.mark.docker]
 #: window covers the build-up and the spike, recovery the plateau and the decay.
 AB_LOAD = {"profile": "double11", "duration": "40s", "scale": 0.75}
 AB_FAULTS = [latency(ms=800, jitter=200, start="8s", length="20s")]
+#: A and B: the default checks, with the isolation p95 floor raised from 250 ms to 500 ms for the
+#: shared 2-core CI machine. On an idle machine the resilient shop's isolated p95 is single-digit ms
+#: in every phase; on a starved one the whole machine's scheduling delay lands in it (CI measured a
+#: 91 ms baseline and 301 ms in the fault window at under 700 requests/s, browse included, which
+#: never calls legacy). 500 ms stays below the fault's 600 ms minimum: a page that waits on legacy
+#: still fails it.
+AB_CHECKS = {"isolation_p95_floor_ms": 500.0}
 
 #: C: one constant session arrival rate for both behaviours (sessions/s) against the naive shop's
 #: legacy (~75 requests/s): normal needs ~38 legacy calls/s there, double11 ~250/s.
@@ -40,7 +47,7 @@ C_DURATION = 30.0
 def test_a_resilient_cloud_degrades_gracefully_under_legacy_latency(
     peakchaos_stack: Stack, legacy_link: Link, experiment: RunFn
 ) -> None:
-    result = experiment(peakchaos_stack, **AB_LOAD, faults=AB_FAULTS)
+    result = experiment(peakchaos_stack, **AB_LOAD, faults=AB_FAULTS, checks=AB_CHECKS)
     result.assert_graceful()
     assert [p.name for p in result.phases] == ["baseline", "fault", "recovery"]
     assert [e["action"] for e in result.fault_events] == ["apply", "revert"]
@@ -48,7 +55,7 @@ def test_a_resilient_cloud_degrades_gracefully_under_legacy_latency(
 
 
 def test_b_naive_cloud_fails_and_names_the_cascade(naive_stack: Stack, experiment: RunFn) -> None:
-    result = experiment(naive_stack, **AB_LOAD, faults=AB_FAULTS, legacy_actions=NAIVE_LEGACY_ACTIONS)
+    result = experiment(naive_stack, **AB_LOAD, faults=AB_FAULTS, checks=AB_CHECKS, legacy_actions=NAIVE_LEGACY_ACTIONS)
     with pytest.raises(GracefulDegradationError) as info:
         result.assert_graceful()
     text = str(info.value)

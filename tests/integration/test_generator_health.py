@@ -2,8 +2,9 @@
 
 The starvation is injected, not timed: a blocking call on the engine's own event loop (what a slow
 hook, a collector pause or a stolen core does to it) while a target on 127.0.0.1 keeps answering
-fast. The engine must report the seconds it was saturated, and the latency checks over them must
-come out *not measured* (today: the skip form of CheckResult), never FAIL.
+fast. The engine must report the seconds it was saturated, and a latency check that failed over
+them must come out *not measured* (the skip form of CheckResult) when they are most of its phase,
+or be judged again on the seconds the generator kept up in, never FAIL for the generator's delay.
 """
 
 from __future__ import annotations
@@ -94,3 +95,23 @@ def test_too_few_connections_is_the_generator_s_delay_too() -> None:
     assert max(row.conn_queue_max for row in g.seconds.values()) >= 3, g.to_dict()["totals"]
     assert g.window_delay_p99_ms(0, 2) >= 200.0  # 100 ms per answer, several shoppers ahead in the queue
     assert g.saturated_window(0, 2, Policy().generator_delay_p99_ms)
+
+
+def test_a_failed_row_is_judged_again_without_the_saturated_seconds(runs: dict[str, Any]) -> None:
+    """A phase with one saturated second among several is judged on the others: the block's delay
+    does not fail the system, and the row says which second was left out and why."""
+    r = runs["blocked"]
+    ev = Evidence(load=r, phases=derive_phases([(1.0, 4.0)], 4.0), legacy_actions=frozenset({"home"}),
+                  request_timeout_s=3.0, has_faults=True)
+    strict = Policy(fail_fast_p99_ms=0.5 * BLOCK_S * 1000, min_phase_s=1.0, min_requests=5, generator_delay_p99_ms=0.5 * BLOCK_S * 1000)
+    blind = [c for c in evaluate(ev, strict.with_(generator_delay_p99_ms=1e9)) if c.name == "fail_fast" and c.phase == "fault"]
+    assert blind and blind[0].outcome == "fail", blind
+    fault = [c for c in evaluate(ev, strict) if c.name == "fail_fast" and c.phase == "fault"]
+    assert len(fault) == 1 and fault[0].outcome == "pass", fault
+    assert fault[0].measured.startswith("without second 2 (generator saturated): "), fault[0]
+    assert "second 2 left out: the load generator was saturated there" in fault[0].detail
+    # a system that is slow in the generator's good seconds too still fails: the rule only removes
+    # the generator's seconds, it never excuses the rest
+    tight = strict.with_(fail_fast_p99_ms=0.001)
+    again = [c for c in evaluate(ev, tight) if c.name == "fail_fast" and c.phase == "fault"]
+    assert again[0].outcome == "fail" and again[0].measured.startswith("without second 2"), again
