@@ -31,6 +31,8 @@ NAIVE_LEGACY_ACTIONS = frozenset({"view_product", "add_to_cart", "remove_from_ca
 #: scenario A/B shapes, shortened: double11 at 3/4 of its rates, legacy slow in the middle
 AB = {"profile": "double11", "duration": "24s", "scale": 0.75}
 AB_FAULTS = [latency(ms=800, jitter=200, start="6s", length="10s")]
+#: the scenarios' margin for the shared 2-core CI machine (tests/acceptance/test_scenarios.py AB_CHECKS)
+AB_CHECKS = {"isolation_p95_floor_ms": 500.0}
 
 
 def _with_env(spec: LocalSpec, overrides: dict[str, dict[str, str]]) -> LocalSpec:
@@ -70,7 +72,7 @@ def _external_file(tmp: Path, local: LocalStack, proxy: str = "legacy") -> Path:
 
 
 def _run(stack: ExternalStack, **kwargs: object):  # type: ignore[no-untyped-def]
-    result = Experiment(stack, seed=20261201).run(**AB, faults=AB_FAULTS, request_timeout="3s", settle="5s", **kwargs)  # type: ignore[arg-type]
+    result = Experiment(stack, seed=20261201).run(**AB, faults=AB_FAULTS, checks=AB_CHECKS, request_timeout="3s", settle="5s", **kwargs)  # type: ignore[arg-type]
     print(result.summary())
     return result
 
