@@ -638,8 +638,7 @@ class Evidence:
         return sorted(names, key=lambda a: (-self.load.actions[a].count, a))
 
     def window(self, phase: Phase, actions: Iterable[str]) -> WindowStats:
-        lo, hi = phase.seconds()
-        return self.load.window(lo, hi, list(actions), skip=self.skip_seconds)
+        return self.span(*phase.seconds(), actions)
 
     def span(self, start: float, end: float, actions: Iterable[str] | None = None) -> WindowStats:
         """The run-relative seconds ``[start, end)`` of ``actions`` (all: None), ``skip_seconds`` left out."""
@@ -1248,7 +1247,7 @@ def evaluate(ev: Evidence, policy: Policy) -> list[CheckResult]:
         if policy.is_enabled(name):
             rows = CHECKS[name](ev, policy)
             if name in LATENCY_CHECKS:
-                rows = [_unless_generator_saturated(ev, policy, r, CHECKS[name]) for r in rows]
+                rows = [_unless_generator_saturated(ev, policy, r) for r in rows]
             out.extend(rows)
             if name == "baseline" and any(r.outcome == FAIL for r in rows):
                 break
@@ -1265,48 +1264,44 @@ def not_measured_warning(rows: Sequence[CheckResult]) -> str | None:
     ) + ("; ..." if len(nm) > 4 else "")
 
 
-def _unless_generator_saturated(
-    ev: Evidence, policy: Policy, row: CheckResult, check: Callable[[Evidence, Policy], list[CheckResult]]
-) -> CheckResult:
-    """``row``, re-judged without the seconds in which the load generator was saturated when it
-    failed with such seconds in what it judged (its phase, and the baseline it compares with).
+def _unless_generator_saturated(ev: Evidence, policy: Policy, row: CheckResult) -> CheckResult:
+    """``row``, judged again without the seconds in which the load generator was saturated when it
+    failed with such seconds among those it judged (its phase, and the baseline it compares with).
 
     Only failures: the generator's delay adds to latency, time-outs and impatience, so it can make
-    a system look worse, never better; a check that passed despite it passed. A failed row is judged
-    again on the seconds the generator kept up in (its own p99 delay within the policy's bound): it
-    passes or fails on them, saying which seconds were left out and why. When fewer than half of a
-    phase's seconds (or fewer than ``min_phase_s``) remain, it is *not measured*, with the reason."""
+    a system look worse, never better; a check that passed despite it passed. The failed row is
+    judged again on the seconds the generator kept up in (its own p99 delay within the policy's
+    bound) and passes or fails on them, saying which seconds were left out and why. When fewer than
+    half of a phase's seconds (or fewer than ``min_phase_s``) are left, it is *not measured*."""
     gen = getattr(ev.load, "generator", None)
     if row.skipped or row.passed or not gen:
         return row
+    from pytest_peakchaos.load.result import seconds_phrase
+
     bound = policy.generator_delay_p99_ms
     compared = ("baseline",) if row.name in ("isolation", "recovery") else ()  # relative to the baseline
     phases = list(ev.phases) if row.phase == RUN else [p for p in ev.phases if p.name == row.phase or p.name in compared]
     bad: set[int] = set()
     for phase in phases:
         lo, hi = phase.seconds()
-        if hi <= lo:
-            continue
         sat = gen.saturated_in(lo, hi, bound)
-        if not sat and not gen.saturated_window(lo, hi, bound):
-            continue
-        kept = [s for s in range(lo, hi) if s not in sat]
-        if not sat or len(kept) < max(policy.min_phase_s, (hi - lo) / 2.0):
+        if sat and hi - lo - len(sat) < max(policy.min_phase_s, (hi - lo) / 2.0):
             why = gen.saturated_window(lo, hi, bound) or gen.describe(bound, sat)
             return CheckResult.skip(row.name, row.phase, row.expected, why if phase.name == row.phase else f"{why} (in the {phase.name} it is compared with)")
         bad.update(sat)
     if not bad:
         return row
-    from pytest_peakchaos.load.result import seconds_text
-
-    again = next((r for r in check(dataclasses.replace(ev, skip_seconds=ev.skip_seconds | bad), policy) if r.phase == row.phase), None)
-    which = f"second {min(bad)}" if len(bad) == 1 else f"seconds {seconds_text(sorted(bad))}"
-    left_out = (f"{which} left out: the load generator was saturated there (its own p99 delay up to "
-                f"{gen.worst_ms(sorted(bad)):.0f} ms, bound {bound:g} ms)")
+    rows = CHECKS[row.name](dataclasses.replace(ev, skip_seconds=ev.skip_seconds | bad), policy)
+    again = next((r for r in rows if r.phase == row.phase), None)
+    left_out = (f"{seconds_phrase(bad)} left out: the load generator was saturated there (its own p99 delay "
+                f"up to {gen.worst_ms(bad):.0f} ms, bound {bound:g} ms)")
     if again is None or again.skipped:
         return CheckResult.skip(row.name, row.phase, row.expected, "; ".join(x for x in ((again.reason if again else ""), left_out) if x))
-    return dataclasses.replace(again, measured=f"without {which} (generator saturated): {again.measured}",
+    return dataclasses.replace(again, measured=f"without {seconds_phrase(bad)} (generator saturated): {again.measured}",
                                detail="; ".join(x for x in (again.detail, left_out) if x))
+
+
+# --------------------------------------------------------------------------------------- table
 
 
 def format_table(rows: Sequence[CheckResult], *, failed_first: bool = True, max_cell: int = 100) -> str:

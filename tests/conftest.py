@@ -40,6 +40,15 @@ def docker_engine() -> Iterator[Any]:
 
 
 #: set to 1 to run the long forms (``@pytest.mark.slow``) without ``-m slow``
+#: scenarios A and B (tests/acceptance/test_scenarios.py, and their shapes in
+#: tests/integration/test_backends.py): the default checks, with the isolation p95 floor raised from
+#: 250 ms to 500 ms for the shared 2-core CI machine. On an idle machine the resilient shop's
+#: isolated p95 is single-digit ms in every phase; on a starved one the whole machine's scheduling
+#: delay lands in it (CI measured a 91 ms baseline and 301 ms in the fault window at under 700
+#: requests/s, browse included, which never calls legacy). 500 ms stays below the fault's 600 ms
+#: minimum: a page that waits on legacy still fails it.
+AB_CHECKS = {"isolation_p95_floor_ms": 500.0}
+
 SLOW_ENV = "PEAKCHAOS_SLOW"
 
 

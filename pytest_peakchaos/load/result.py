@@ -36,6 +36,7 @@ __all__ = [
     "GeneratorHealth",
     "DEFAULT_GENERATOR_BOUND_MS",
     "seconds_text",
+    "seconds_phrase",
 ]
 
 SCHEMA_VERSION = 1
@@ -493,6 +494,12 @@ def seconds_text(seconds: Iterable[int]) -> str:
     return ", ".join(parts)
 
 
+def seconds_phrase(seconds: Iterable[int]) -> str:
+    """``[2]`` -> ``"second 2"``, ``[3, 4, 9]`` -> ``"seconds 3–4, 9"``."""
+    secs = sorted(set(seconds))
+    return f"{'second' if len(secs) == 1 else 'seconds'} {seconds_text(secs)}"
+
+
 @dataclass
 class GeneratorHealth:
     """Per-second generator health of a run (all workers merged)."""
@@ -539,7 +546,7 @@ class GeneratorHealth:
         if p99 <= bound_ms:
             return ""
         worst = self.saturated_in(start, end, bound_ms)
-        where = f" (worst: {'second' if len(worst) == 1 else 'seconds'} {seconds_text(worst)})" if worst else ""
+        where = f" (worst: {seconds_phrase(worst)})" if worst else ""
         return (f"the load generator was saturated: its own p99 delay was {p99:.0f} ms over seconds "
                 f"{int(math.floor(start))}–{int(math.ceil(end)) - 1}{where}, bound {bound_ms:g} ms; add workers or a cluster")
 
@@ -553,8 +560,7 @@ class GeneratorHealth:
         sat = self.saturated_seconds(bound_ms) if seconds is None else sorted(set(seconds))
         if not sat:
             return ""
-        what = f"second {sat[0]}" if len(sat) == 1 else f"seconds {seconds_text(sat)}"
-        return (f"the load generator was saturated: its own p99 delay was {self.worst_ms(sat):.0f} ms in {what} "
+        return (f"the load generator was saturated: its own p99 delay was {self.worst_ms(sat):.0f} ms in {seconds_phrase(sat)} "
                 f"(bound {bound_ms:g} ms); add workers or a cluster")
 
     def totals(self) -> dict[str, float]:

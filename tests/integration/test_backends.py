@@ -21,7 +21,7 @@ from pytest_peakchaos.stack.external import ExternalStack, load_external
 from pytest_peakchaos.stack.local import LocalSpec, LocalStack, load_local
 
 from .toxiproxy_local import find_toxiproxy_server
-from ..conftest import unavailable
+from ..conftest import AB_CHECKS, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL_SHOP = ROOT / "compose" / "shop.local.yml"
@@ -31,8 +31,6 @@ NAIVE_LEGACY_ACTIONS = frozenset({"view_product", "add_to_cart", "remove_from_ca
 #: scenario A/B shapes, shortened: double11 at 3/4 of its rates, legacy slow in the middle
 AB = {"profile": "double11", "duration": "24s", "scale": 0.75}
 AB_FAULTS = [latency(ms=800, jitter=200, start="6s", length="10s")]
-#: the scenarios' margin for the shared 2-core CI machine (tests/acceptance/test_scenarios.py AB_CHECKS)
-AB_CHECKS = {"isolation_p95_floor_ms": 500.0}
 
 
 def _with_env(spec: LocalSpec, overrides: dict[str, dict[str, str]]) -> LocalSpec:

@@ -4,7 +4,7 @@ the JSON round trip (the engine's measurements themselves: tests/integration/tes
 from __future__ import annotations
 
 from pytest_peakchaos.load.health import HealthSampler
-from pytest_peakchaos.load.result import GeneratorHealth, LoadResult, seconds_text
+from pytest_peakchaos.load.result import GeneratorHealth, LoadResult, seconds_phrase, seconds_text
 
 
 def _health(delays_ms: dict[int, float], t0: float = 100.0) -> GeneratorHealth:
@@ -20,6 +20,11 @@ def _health(delays_ms: dict[int, float], t0: float = 100.0) -> GeneratorHealth:
 def test_seconds_text_joins_runs() -> None:
     assert seconds_text([3, 4, 5, 9, 12, 11]) == "3–5, 9, 11–12"
     assert seconds_text([]) == ""
+
+
+def test_seconds_phrase_names_one_second_or_several() -> None:
+    assert seconds_phrase([2]) == "second 2"
+    assert seconds_phrase([27, 22, 23]) == "seconds 22–23, 27"
 
 
 def test_saturated_seconds_and_reason() -> None:
